@@ -1,0 +1,20 @@
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: install dev demo test
+
+install:
+	$(PIP) -e .
+
+dev:
+	$(PIP) -e '.[dev]'
+
+# The README's first command: install, train on the shipped corpus, sample, score.
+demo: install
+	lm train corpora/kitchen.txt
+	lm sample --chars 200 --seed 1
+	lm score "the apple and pear salad" "the apple and pair salad"
+
+# The README's second command, and what .ci/run calls.
+test: dev
+	$(PYTHON) -m pytest

@@ -1,0 +1,115 @@
+"""One self-contained model file: the parameter arrays and a JSON metadata entry in a NumPy .npz.
+
+The metadata (format version, model configuration, vocabulary, training history) is stored
+as the UTF-8 bytes of a JSON document in the uint8 array "__meta__", so nothing needs pickle:
+files are read with allow_pickle=False and a file carrying a pickled object is refused.
+Writes go to a temporary file in the same directory, are fsynced, then renamed over the
+target, so a crash at any moment leaves either the old model or the new one.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelConfig
+from .errors import ConfigError, LMError
+from .model import Model
+from .tokenizer import Tokenizer
+
+FORMAT = "lm-model"
+VERSION = 1
+META_KEY = "__meta__"
+
+
+@dataclass
+class Checkpoint:
+    """A trained model with its vocabulary and metadata: everything the sampler and scorer need."""
+
+    model: Model
+    tokenizer: Tokenizer
+    meta: dict = field(default_factory=dict)
+
+
+def save(path: str | Path, ckpt: Checkpoint) -> None:
+    path = Path(path)
+    meta = {
+        **ckpt.meta,
+        "format": FORMAT,
+        "version": VERSION,
+        "model": ckpt.model.config_dict(),
+        "tokenizer": ckpt.tokenizer.to_dict(),
+    }
+    arrays = dict(ckpt.model.params)
+    arrays[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise LMError(f"cannot write the model to {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        os.unlink(tmp)
+        raise LMError(f"cannot write the model to {path}: {e.strerror}") from None
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    if not path.exists():
+        raise LMError(f"no model at {path}; train one with `lm train FILE` or pass -m PATH")
+    if path.is_dir():
+        raise LMError(f"{path} is a directory, not a model file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise LMError(f"{path} holds a pickled object; refused (lm models never need pickle)") from None
+        raise LMError(f"{path} is not an lm model or is damaged ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise LMError(f"{path} is not an lm model or is damaged ({e})") from None
+    meta = _read_meta(path, arrays.pop(META_KEY, None))
+    try:
+        config = ModelConfig(**meta["model"])
+    except (TypeError, ConfigError) as e:
+        raise LMError(f"{path}: damaged model configuration ({e})") from None
+    tokenizer = Tokenizer.from_dict(meta["tokenizer"])
+    expected = Model.init(config, np.random.default_rng(0), dtype=np.float32).params
+    if len(tokenizer) != config.vocab or set(arrays) != set(expected):
+        raise LMError(f"{path} is damaged: its arrays do not match its configuration")
+    for name, arr in arrays.items():
+        if arr.shape != expected[name].shape or arr.dtype.kind != "f" or not np.isfinite(arr).all():
+            raise LMError(f"{path} is damaged: array {name} has the wrong shape or values")
+    params = {k: v.astype(np.float32) for k, v in arrays.items()}
+    for key in ("model", "tokenizer", "format", "version"):
+        meta.pop(key)
+    return Checkpoint(Model(config, params), tokenizer, meta)
+
+
+def _read_meta(path: Path, raw) -> dict:
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise LMError(f"{path} is not an lm model (no metadata)")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise LMError(f"{path} is damaged: unreadable metadata") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise LMError(f"{path} is not an lm model")
+    version = meta.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise LMError(f"{path} was written by a newer lm (format {version}); upgrade lm to read it")
+    if not isinstance(meta.get("model"), dict) or not isinstance(meta.get("tokenizer"), dict):
+        raise LMError(f"{path} is damaged: incomplete metadata")
+    return meta

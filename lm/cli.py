@@ -1,0 +1,257 @@
+"""The `lm` command: parse arguments, call the library, print. No model logic lives here.
+
+Results go to stdout, progress and messages to stderr, so `lm sample > out.txt` stays clean.
+Errors the user can cause end in one line on stderr: exit 1 for runtime errors, 2 for usage.
+"""
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .checkpoint import load
+from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
+from .data import read_text
+from .errors import LMError
+from .sample import sample as draw
+from .score import rank, score_sentence, score_stream
+from .train import EpochInfo, StepInfo, train as run_training
+
+app = typer.Typer(
+    add_completion=True,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Recurrent language models in NumPy: train on a text file, sample from it, score sentences.",
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+K, M, T = TokenizerConfig(), ModelConfig(), TrainConfig()
+
+
+class TokenizerKind(str, Enum):
+    char = "char"
+    word = "word"
+    whitespace = "whitespace"
+
+
+class CellKind(str, Enum):
+    rnn = "rnn"
+    gru = "gru"
+    lstm = "lstm"
+
+
+class OptimizerKind(str, Enum):
+    adam = "adam"
+    sgd = "sgd"
+
+
+ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Model file (.npz).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON lines on stdout.")]
+
+
+@app.command()
+def train(
+    corpus: Annotated[Path, typer.Argument(help="A UTF-8 text file to learn from.")],
+    model: ModelOpt = Path(DEFAULT_MODEL_PATH),
+    valid: Annotated[Optional[Path], typer.Option(help="Validation file (default: the corpus's tail).")] = None,
+    valid_fraction: Annotated[float, typer.Option(help="Tail of the corpus held out for validation.")] = T.valid_fraction,
+    tokenizer: Annotated[TokenizerKind, typer.Option(help="char, word (regex) or whitespace.")] = TokenizerKind(K.tokenizer),
+    lower: Annotated[bool, typer.Option(help="Lower-case the text first.")] = K.lower,
+    vocab_size: Annotated[int, typer.Option(help="Word models: keep this many most frequent words.")] = K.vocab_size,
+    lines: Annotated[bool, typer.Option(help="Char models: every line a sequence ending in <EOS>.")] = K.lines,
+    cell: Annotated[CellKind, typer.Option(help="Recurrent cell.")] = CellKind(M.cell),
+    layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = M.layers,
+    hidden: Annotated[int, typer.Option(help="Hidden units per layer (H).")] = M.hidden,
+    embed: Annotated[int, typer.Option(help="Embedding size (E).")] = M.embed,
+    peephole: Annotated[bool, typer.Option(help="LSTM peephole connections.")] = M.peephole,
+    seq_len: Annotated[int, typer.Option(help="Steps of backpropagation through time.")] = T.seq_len,
+    batch_size: Annotated[int, typer.Option(help="Parallel streams per batch.")] = T.batch_size,
+    epochs: Annotated[int, typer.Option(help="Passes over the corpus.")] = T.epochs,
+    max_time: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of training.")] = None,
+    optimizer: Annotated[OptimizerKind, typer.Option(help="adam or sgd.")] = OptimizerKind(T.optimizer),
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate [default: 2e-3 adam, 1.0 sgd].")] = None,
+    lr_decay: Annotated[float, typer.Option(help="Multiply the rate by this every epoch after --decay-after.")] = T.lr_decay,
+    decay_after: Annotated[int, typer.Option(help="Epochs at the full learning rate.")] = T.decay_after,
+    clip: Annotated[float, typer.Option(help="Clip the gradient's global norm to this (0: off).")] = T.clip,
+    clip_value: Annotated[float, typer.Option(help="Clip each gradient element to ±this (0: off).")] = T.clip_value,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = T.seed,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.")] = "utf-8",
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a model on CORPUS and save the best one on validation.
+
+    Example: lm train corpus.txt --cell gru --epochs 5
+    """
+    settings = dict(
+        valid_fraction=valid_fraction, tokenizer=tokenizer.value, lower=lower, vocab_size=vocab_size,
+        lines=lines, cell=cell.value, layers=layers, hidden=hidden, embed=embed, peephole=peephole,
+        seq_len=seq_len, batch_size=batch_size, epochs=epochs, max_time=max_time,
+        optimizer=optimizer.value, lr=lr, lr_decay=lr_decay, decay_after=decay_after, clip=clip,
+        clip_value=clip_value, seed=seed,
+    )
+    with Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}  ppl {task.fields[ppl]:.2f}  {task.fields[rate]:,.0f} tok/s"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task("train", total=None, epoch="", loss=0.0, ppl=0.0, rate=0.0)
+
+        def render(info: StepInfo | EpochInfo) -> None:
+            if isinstance(info, StepInfo):
+                done = (info.epoch - 1) * info.steps + info.step
+                progress.update(
+                    bar, completed=done, total=info.epochs * info.steps, epoch=f"{info.epoch}/{info.epochs}",
+                    loss=info.loss, ppl=info.perplexity, rate=info.tokens_per_s,
+                )
+                return
+            valid_text = "" if info.valid_loss is None else (
+                f"  valid {info.valid_loss:.3f} (ppl {info.valid_perplexity:.2f})"
+            )
+            progress.console.print(
+                f"epoch {info.epoch}: train {info.train_loss:.3f}{valid_text}  "
+                f"{info.tokens_per_s:,.0f} tok/s  {info.elapsed_s:.1f}s" + ("  saved" if info.saved else "")
+            )
+            if json_out:
+                out.print(json.dumps(info.to_dict()), markup=False)
+
+        result = run_training(corpus, model, valid=valid, encoding=encoding, on_progress=render, **settings)
+    best = "" if result.best_valid_loss is None else f" (best validation loss {result.best_valid_loss:.4f} nats/token)"
+    err.print(f"saved {result.path}{best}")
+
+
+@app.command()
+def sample(
+    model: ModelOpt = Path(DEFAULT_MODEL_PATH),
+    chars: Annotated[Optional[int], typer.Option(help="Stop after this many characters.")] = None,
+    words: Annotated[Optional[int], typer.Option(help="Stop after this many words.")] = None,
+    tokens: Annotated[Optional[int], typer.Option(help="Stop after this many tokens [default: 200 if no limit].")] = None,
+    temperature: Annotated[float, typer.Option(help="Below 1: safer; above 1: wilder.")] = 1.0,
+    prime: Annotated[str, typer.Option(help="Continue this beginning.")] = "",
+    seed: Annotated[Optional[int], typer.Option(help="Random seed: the same seed gives the same text.")] = None,
+    num: Annotated[int, typer.Option("--num", "-n", help="Number of sequences.")] = 1,
+    no_unk: Annotated[bool, typer.Option(help="Never draw <UNK>.")] = False,
+    greedy: Annotated[bool, typer.Option(help="Take the most probable token each step.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Draw text from a model, printed as it is drawn.
+
+    Example: lm sample --chars 200 --temperature 0.8 --seed 1
+    """
+    if num < 1:
+        raise LMError(f"--num must be at least 1, not {num}")
+    ckpt = load(model)
+    rng = np.random.default_rng(seed)
+    for _ in range(num):
+        pieces = draw(
+            ckpt.model, ckpt.tokenizer, chars=chars, words=words, tokens=tokens, temperature=temperature,
+            prime=prime, seed=rng, no_unk=no_unk, greedy=greedy,
+        )
+        if json_out:
+            print(json.dumps({"text": "".join(pieces)}), flush=True)
+            continue
+        for piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+
+
+@app.command()
+def score(
+    sentences: Annotated[Optional[list[str]], typer.Argument(help="Sentences to score.")] = None,
+    model: ModelOpt = Path(DEFAULT_MODEL_PATH),
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Score each line of this file.")] = None,
+    per_token: Annotated[bool, typer.Option(help="Show each token's probability.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score sentences: P(sentence) as the product of P(token | tokens before), ranked most probable first.
+
+    Example: lm score "the apple and pear salad" "the apple and pair salad"
+    """
+    texts = list(sentences or [])
+    if file is not None:
+        texts += [line for line in read_text(file).splitlines() if line.strip()]
+    if not texts:
+        raise LMError("give sentences to score, or --file FILE")
+    ckpt = load(model)
+    scores = rank([score_sentence(ckpt.model, ckpt.tokenizer, text) for text in texts])
+    if json_out:
+        for s in scores:
+            print(json.dumps(s.to_dict(per_token)))
+        return
+    table = Table("rank", "P(sentence)", "log P", "perplexity", "tokens", "unknown", "sentence")
+    for i, s in enumerate(scores, 1):
+        table.add_row(str(i), s.probability, f"{s.logprob:.2f}", f"{s.perplexity:.2f}", str(len(s.tokens)),
+                      str(s.unknown), s.text)
+    out.print(table)
+    if per_token:
+        for s in scores:
+            out.print(s.text, markup=False)
+            for tok, lp in zip(s.tokens, s.token_logprobs):
+                out.print(f"  {tok!r:>16}  P={np.exp(lp):.4f}  log P={lp:.3f}", markup=False)
+
+
+@app.command("eval")
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="Text file, read as one stream.")],
+    model: ModelOpt = Path(DEFAULT_MODEL_PATH),
+    batch_size: Annotated[int, typer.Option(help="1 is exact; more is faster, a little pessimistic.")] = 1,
+    json_out: JsonOpt = False,
+) -> None:
+    """Perplexity of a whole file, the state carried across lines (as published figures are computed).
+
+    Example: lm eval valid.txt
+    """
+    if batch_size < 1:
+        raise LMError(f"--batch-size must be at least 1, not {batch_size}")
+    ckpt = load(model)
+    result = score_stream(ckpt.model, ckpt.tokenizer, read_text(file), batch_size)
+    if json_out:
+        print(json.dumps(result.to_dict()))
+        return
+    line = f"tokens {result.tokens:,}  loss {result.loss:.4f} nats/token  perplexity {result.perplexity:.2f}"
+    if result.bits_per_char is not None:
+        line += f"  bits/char {result.bits_per_char:.4f}"
+    out.print(line + (f"  unknown {result.unknown:,}" if result.unknown else ""))
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Recurrent language models in NumPy: train on a text file, sample from it, score sentences."""
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except LMError as e:
+        err.print(f"lm: error: {e}", markup=False)
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        err.print(f"lm: error: {e.format_message()}", markup=False)
+        sys.exit(e.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        err.print("lm: interrupted", markup=False)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(code or 0)

@@ -1,0 +1,99 @@
+"""Every setting and its default, defined once. The CLI's flags are these fields, `_` read as `-`.
+
+Each field may carry its valid range in its metadata ("min" inclusive, "above" exclusive,
+"choices"); __post_init__ checks them, so a bad value fails the same way from the CLI
+and from Python: a ConfigError naming the flag.
+"""
+
+import math
+from dataclasses import dataclass, field, fields
+
+from .errors import ConfigError
+
+DEFAULT_MODEL_PATH = "model.npz"
+
+
+def _positive(default, **meta):
+    return field(default=default, metadata={"min": 1, **meta})
+
+
+def _check(obj) -> None:
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        meta = f.metadata
+        if value is None:
+            continue
+        if "choices" in meta and value not in meta["choices"]:
+            raise ConfigError(f"{flag} must be one of {', '.join(meta['choices'])}, not {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{flag} must be a finite number, not {value}")
+        if "min" in meta and value < meta["min"]:
+            raise ConfigError(f"{flag} must be at least {meta['min']}, not {value}")
+        if "above" in meta and value <= meta["above"]:
+            raise ConfigError(f"{flag} must be greater than {meta['above']}, not {value}")
+        if "below" in meta and value >= meta["below"]:
+            raise ConfigError(f"{flag} must be less than {meta['below']}, not {value}")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """How text becomes tokens. `tokenizer`: char, word (regex, Unicode-aware) or whitespace."""
+
+    tokenizer: str = field(default="char", metadata={"choices": ("char", "word", "whitespace")})
+    lower: bool = False
+    vocab_size: int = _positive(10_000)  # the notes' 10,000 words, plus <UNK> and <EOS>
+    lines: bool = False  # character level: every line a sequence ending in <EOS>
+
+    def __post_init__(self):
+        _check(self)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: embedding E, `layers` stacked cells of H units, softmax over V."""
+
+    vocab: int = _positive(1)
+    cell: str = field(default="lstm", metadata={"choices": ("rnn", "gru", "lstm")})
+    layers: int = _positive(1)
+    hidden: int = _positive(128)
+    embed: int = _positive(64)
+    peephole: bool = False
+
+    def __post_init__(self):
+        _check(self)
+        if self.peephole and self.cell != "lstm":
+            raise ConfigError("--peephole needs --cell lstm")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: truncated BPTT over seq_len steps of batch_size parallel streams."""
+
+    seq_len: int = _positive(50)
+    batch_size: int = _positive(32)
+    epochs: int = _positive(10)
+    max_time: float | None = field(default=None, metadata={"above": 0})
+    optimizer: str = field(default="adam", metadata={"choices": ("adam", "sgd")})
+    lr: float | None = field(default=None, metadata={"above": 0})  # None: 2e-3 Adam, 1.0 SGD
+    lr_decay: float = field(default=1.0, metadata={"above": 0})
+    decay_after: int = field(default=0, metadata={"min": 0})
+    clip: float = field(default=5.0, metadata={"min": 0})  # global norm; 0 turns it off
+    clip_value: float = field(default=0.0, metadata={"min": 0})  # per element; 0 turns it off
+    valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "below": 1.0})
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self)
+        if self.lr_decay > 1:
+            raise ConfigError(f"--lr-decay must be at most 1, not {self.lr_decay}")
+
+    @property
+    def learning_rate(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 2e-3 if self.optimizer == "adam" else 1.0
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 1-based `epoch`: multiplied by lr_decay every epoch after decay_after."""
+        return self.learning_rate * self.lr_decay ** max(0, epoch - self.decay_after)

@@ -1,0 +1,79 @@
+"""Corpus files in, token streams split and cut into (T, B) windows for truncated BPTT."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LMError
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """The text of a corpus file, or an LMError that says what is wrong with it."""
+    path = Path(path)
+    if not path.exists():
+        raise LMError(f"{path}: no such file")
+    if path.is_dir():
+        raise LMError(f"{path} is a directory; give a text file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise LMError(f"{path}: cannot read ({e.strerror})") from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise LMError(f"{path} looks binary (NUL byte at offset {nul}); give a text file")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise LMError(f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset {e.start}") from None
+    except LookupError:
+        raise LMError(f"unknown encoding {encoding!r}") from None
+    if not text.strip():
+        raise LMError(f"{path} is empty; give a file with some text")
+    return text
+
+
+def split_tail(ids: np.ndarray, fraction: float, eos_id: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out the last `fraction` of a stream for validation, starting at a sentence if it can."""
+    if fraction <= 0:
+        return ids, ids[:0]
+    cut = int(round(len(ids) * (1.0 - fraction)))
+    if eos_id is not None:
+        ends = np.flatnonzero(ids[cut - 1 :] == eos_id)
+        if len(ends):
+            cut += int(ends[0])
+    return ids[:cut], ids[cut:]
+
+
+class Batches:
+    """A stream of N token ids as B parallel streams, cut into windows of T steps.
+
+    The input stream is the ids shifted right by one, with `start_id` as x<1>; stream b
+    holds positions [b*n, (b+1)*n) with n = N // B, so the hidden state carried from one
+    window to the next (truncated BPTT) continues the same text. Each window is a pair of
+    time-major int32 arrays: inputs x and targets y, both (T, B); the last may be shorter.
+    """
+
+    def __init__(self, ids: np.ndarray, start_id: int, batch_size: int, seq_len: int):
+        n = len(ids) // batch_size
+        if n < 2:
+            raise LMError(
+                f"the corpus has {len(ids)} tokens, too few for --batch-size {batch_size}; "
+                f"use a smaller --batch-size or a longer corpus"
+            )
+        stream = np.concatenate([np.array([start_id], dtype=np.int32), ids.astype(np.int32)])
+        self.x = np.ascontiguousarray(stream[: batch_size * n].reshape(batch_size, n).T)
+        self.y = np.ascontiguousarray(stream[1 : batch_size * n + 1].reshape(batch_size, n).T)
+        self.seq_len = seq_len
+
+    def __len__(self) -> int:
+        return -(-self.x.shape[0] // self.seq_len)
+
+    @property
+    def tokens(self) -> int:
+        return self.y.size
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        T = self.seq_len
+        for i in range(0, self.x.shape[0], T):
+            yield self.x[i : i + T], self.y[i : i + T]

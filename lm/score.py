@@ -1,0 +1,141 @@
+"""How probable is a text: sentences, P(y<1..T>) = Π_t P(y<t> | y<1..t-1>), and whole files as one stream."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import LMError
+from .model import Model
+from .ops import log_softmax
+from .tokenizer import Tokenizer
+
+
+@dataclass
+class SentenceScore:
+    text: str
+    tokens: list[str]  # the tokens scored, <EOS> included where the model has one
+    token_logprobs: list[float]  # natural log of P(y<t> | y<1..t-1>)
+    unknown: int  # tokens that were not in the vocabulary (<UNK>, or left-out characters)
+
+    @property
+    def logprob(self) -> float:
+        return float(sum(self.token_logprobs))
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(-self.logprob / len(self.token_logprobs))
+
+    @property
+    def probability(self) -> str:
+        """exp(logprob) in scientific notation, from log10 so it never underflows to 0."""
+        return sci(self.logprob)
+
+    def to_dict(self, per_token: bool = False) -> dict:
+        d = {
+            "text": self.text,
+            "logprob": self.logprob,
+            "probability": self.probability,
+            "perplexity": self.perplexity,
+            "tokens": len(self.tokens),
+            "unknown": self.unknown,
+        }
+        if per_token:
+            d["token_logprobs"] = [[t, lp] for t, lp in zip(self.tokens, self.token_logprobs)]
+        return d
+
+
+def sci(logprob: float) -> str:
+    """e**logprob as a string like 5.7e-10."""
+    log10 = logprob / math.log(10)
+    exponent = math.floor(log10)
+    mantissa = 10 ** (log10 - exponent)
+    if mantissa >= 9.95:
+        mantissa, exponent = 1.0, exponent + 1
+    return f"{mantissa:.1f}e{exponent:+03d}"
+
+
+def logprobs(model: Model, x: np.ndarray, y: np.ndarray, state) -> tuple[np.ndarray, list]:
+    """log P(y<t> | inputs so far) for a window: x, y (T, B) -> (T, B) float64, 0 where y < 0
+    (padding); and the state after the window."""
+    logits, state, _ = model.forward(x, state)
+    logp = log_softmax(logits)
+    picked = np.take_along_axis(logp, np.maximum(y, 0)[..., None], axis=2)[..., 0].astype(np.float64)
+    picked[y < 0] = 0.0
+    return picked, state
+
+
+def score_sentence(model: Model, tokenizer: Tokenizer, text: str) -> SentenceScore:
+    """Score one sentence from a<0> = 0, counting its <EOS> where the model has one."""
+    ids, unknown = tokenizer.encode_sentence(text)
+    if not text.strip() or not ids:
+        raise LMError(f"nothing to score in {text!r}")
+    y = np.asarray(ids, dtype=np.int32)
+    x = np.concatenate([[tokenizer.start_id], y[:-1]]).astype(np.int32)
+    logp, _ = logprobs(model, x[:, None], y[:, None], model.zero_state(1))
+    return SentenceScore(text, [tokenizer.tokens[i] for i in ids], logp[:, 0].tolist(), unknown)
+
+
+def rank(scores: list[SentenceScore]) -> list[SentenceScore]:
+    """Most probable first."""
+    return sorted(scores, key=lambda s: -s.logprob)
+
+
+@dataclass
+class StreamScore:
+    tokens: int
+    nats: float  # summed negative log-likelihood
+    unknown: int
+    chars: int | None  # for character models: characters scored, for bits per character
+
+    @property
+    def loss(self) -> float:
+        return self.nats / self.tokens
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss)
+
+    @property
+    def bits_per_char(self) -> float | None:
+        return None if self.chars is None else self.nats / self.chars / math.log(2)
+
+    def to_dict(self) -> dict:
+        d = {"tokens": self.tokens, "loss": self.loss, "perplexity": self.perplexity, "unknown": self.unknown}
+        if self.chars is not None:
+            d["bits_per_char"] = self.bits_per_char
+        return d
+
+
+def stream_nats(model: Model, ids: np.ndarray, start_id: int, batch_size: int = 1, seq_len: int = 256) -> float:
+    """Summed -log P of a token stream (N,), the state carried across windows and sentences.
+
+    batch_size 1 reads the stream exactly as one sequence (how published perplexities are
+    computed). A larger batch cuts it into that many consecutive parts, each from the zero
+    state: faster, and the figure a little higher. The last part is padded; padding is not scored.
+    """
+    N = len(ids)
+    B = max(1, min(batch_size, N))
+    n = -(-N // B)
+    x = np.zeros(B * n, dtype=np.int32)
+    x[0] = start_id
+    x[1:N] = ids[:-1]
+    y = np.full(B * n, -1, dtype=np.int32)
+    y[:N] = ids
+    xs, ys = x.reshape(B, n).T, y.reshape(B, n).T
+    state = model.zero_state(B)
+    total = 0.0
+    for i in range(0, n, seq_len):
+        logp, state = logprobs(model, np.ascontiguousarray(xs[i : i + seq_len]), ys[i : i + seq_len], state)
+        total -= float(logp.sum())
+    return total
+
+
+def score_stream(model: Model, tokenizer: Tokenizer, text: str, batch_size: int = 1) -> StreamScore:
+    """A whole text as one stream (lines as sentences ending in <EOS> where the model has one)."""
+    ids, unknown = tokenizer.encode(text)
+    if not len(ids):
+        raise LMError("nothing to score: the text has no tokens the model knows")
+    nats = stream_nats(model, ids, tokenizer.start_id, batch_size)
+    chars = len(ids) if tokenizer.kind == "char" else None
+    return StreamScore(len(ids), nats, unknown, chars)

@@ -1,0 +1,167 @@
+"""Text <-> token ids: characters, regex words, or whitespace-separated tokens.
+
+Vocabulary ids: the specials first (<EOS>, then <UNK> for word models), then the tokens,
+characters in code-point order, words by falling frequency with ties broken alphabetically,
+so the same corpus always gives the same ids in any process.
+
+The first input of every sequence, x<1>, is `start_id`: <EOS> (the marker that ends the
+previous sentence) for models that have one, else -1, which the embedding reads as the
+zero vector of the notes. Training, sampling and scoring all start this way.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import regex
+
+from .config import TokenizerConfig
+from .errors import LMError
+
+EOS = "<EOS>"
+UNK = "<UNK>"
+UNK_LITERALS = frozenset({"<unk>", "<UNK>"})
+
+# A word is letters (with their combining marks and digits) joined by inner apostrophes or
+# hyphens; a number may carry inner separators; anything else that is not a space stands alone.
+WORD_PATTERN = regex.compile(
+    r"<unk>|<UNK>"
+    r"|\p{L}[\p{L}\p{M}\p{N}]*(?:['’\-][\p{L}\p{M}\p{N}]+)*"
+    r"|\p{N}+(?:[.,:]\p{N}+)*"
+    r"|[^\s\p{L}\p{N}]"
+)
+NO_SPACE_BEFORE = regex.compile(r"^(?:[.,!?;:%)\]}»”…]+|'\p{L}*|’\p{L}*|n't)$")
+NO_SPACE_AFTER = frozenset("([{«“¿¡$")
+
+
+@dataclass
+class Tokenizer:
+    """A vocabulary and the rules to split text into its tokens. Build one with `fit`."""
+
+    kind: str  # "char", "word" or "whitespace"
+    tokens: list[str]
+    lower: bool = False
+    lines: bool = False
+    index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.index = {tok: i for i, tok in enumerate(self.tokens)}
+
+    @classmethod
+    def fit(cls, text: str, config: TokenizerConfig) -> "Tokenizer":
+        if config.lower:
+            text = text.lower()
+        if config.tokenizer == "char":
+            lines = config.lines
+            chars = set(text) - {"\n"} if lines else set(text)
+            specials = [EOS] if lines else []
+            return cls("char", specials + sorted(chars), config.lower, lines)
+        probe = cls(config.tokenizer, [EOS, UNK], config.lower, True)
+        counts = Counter(tok for line in text.splitlines() for tok in probe.split(line))
+        for special in (EOS, *UNK_LITERALS):
+            counts.pop(special, None)
+        words = sorted(counts, key=lambda w: (-counts[w], w))[: config.vocab_size]
+        return cls(config.tokenizer, [EOS, UNK] + words, config.lower, True)
+
+    @property
+    def eos_id(self) -> int | None:
+        return self.index.get(EOS)
+
+    @property
+    def unk_id(self) -> int | None:
+        return self.index.get(UNK)
+
+    @property
+    def start_id(self) -> int:
+        """x<1>: <EOS> where the model has it, else -1 (the zero vector)."""
+        eos = self.eos_id
+        return -1 if eos is None else eos
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def split(self, line: str) -> list[str]:
+        """One line of text as token strings (no <EOS>)."""
+        if self.lower:
+            line = line.lower()
+        if self.kind == "char":
+            return list(line)
+        if self.kind == "whitespace":
+            return line.split()
+        return WORD_PATTERN.findall(line)
+
+    def ids(self, toks: list[str]) -> tuple[list[int], int]:
+        """Token strings to ids, and how many were unknown.
+
+        Unknown words become <UNK>; a character model has no <UNK>, so characters it never
+        saw are left out (and counted).
+        """
+        unk = self.unk_id
+        out = []
+        unknown = 0
+        for tok in toks:
+            i = self.index.get(UNK if tok in UNK_LITERALS and unk is not None else tok)
+            if i is None or i == unk:
+                unknown += 1
+                if unk is None:
+                    continue
+                i = unk
+            out.append(i)
+        return out, unknown
+
+    def encode_sentence(self, line: str, eos: bool = True) -> tuple[list[int], int]:
+        """A sentence as ids, ending in <EOS> where the model has one; and the unknown count."""
+        ids, unknown = self.ids(self.split(line))
+        if eos and self.eos_id is not None:
+            ids.append(self.eos_id)
+        return ids, unknown
+
+    def encode(self, text: str) -> tuple[np.ndarray, int]:
+        """A whole corpus as one stream of ids (int32), and how many tokens were unknown.
+
+        Word models and `--lines` character models read every non-blank line as a sentence
+        ending in <EOS>; a plain character model reads the text as one stream.
+        """
+        if self.lines:
+            ids: list[int] = []
+            unknown = 0
+            for line in text.splitlines():
+                if line.strip():
+                    line_ids, line_unknown = self.encode_sentence(line)
+                    ids += line_ids
+                    unknown += line_unknown
+        else:
+            ids, unknown = self.ids(self.split(text))
+        return np.asarray(ids, dtype=np.int32), unknown
+
+    def decode(self, ids) -> str:
+        """Readable text: characters joined; words joined by spaces, none before punctuation."""
+        eos = self.eos_id
+        out, prev = [], None
+        for i in ids:
+            if i != eos:
+                out.append(self.piece(prev, self.tokens[i]))
+                prev = self.tokens[i]
+        return "".join(out)
+
+    def piece(self, prev: str | None, tok: str) -> str:
+        """How `tok` is printed after `prev`: a word is preceded by a space unless it is closing
+        punctuation or follows an opening one; characters are printed as they are."""
+        if self.kind == "char" or prev is None:
+            return tok
+        if NO_SPACE_BEFORE.match(tok) or prev in NO_SPACE_AFTER:
+            return tok
+        return " " + tok
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "tokens": self.tokens, "lower": self.lower, "lines": self.lines}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Tokenizer":
+        try:
+            tok = cls(d["kind"], list(d["tokens"]), bool(d["lower"]), bool(d["lines"]))
+        except (KeyError, TypeError) as e:
+            raise LMError(f"the model's vocabulary is damaged ({e})") from None
+        if tok.kind not in ("char", "word", "whitespace") or len(tok.index) != len(tok.tokens):
+            raise LMError("the model's vocabulary is damaged")
+        return tok

@@ -1,0 +1,182 @@
+"""Training: corpus -> tokenizer -> batches -> truncated BPTT with clipping -> the best model on validation.
+
+`train` reports progress through a callback with StepInfo and EpochInfo records, so the
+CLI (or any caller) renders while the library trains.
+"""
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, checkpoint, optim
+from .checkpoint import Checkpoint
+from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
+from .data import Batches, read_text, split_tail
+from .errors import ConfigError, LMError
+from .model import Model
+from .score import stream_nats
+from .tokenizer import Tokenizer
+
+
+@dataclass
+class StepInfo:
+    """After each window of BPTT."""
+
+    epoch: int
+    epochs: int
+    step: int  # within the epoch, from 1
+    steps: int
+    loss: float  # mean nats per token over the epoch so far
+    tokens_per_s: float
+    elapsed_s: float
+    eta_s: float
+    grad_norm: float
+    clipped: float  # fraction of steps so far in which clipping fired
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(min(self.loss, 700.0))
+
+
+@dataclass
+class EpochInfo:
+    """After each epoch and its validation."""
+
+    epoch: int
+    train_loss: float
+    valid_loss: float | None
+    valid_perplexity: float | None
+    tokens_per_s: float
+    elapsed_s: float
+    lr: float
+    saved: bool  # the model file was written (validation improved, or there is none)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    history: list[EpochInfo]
+    best_valid_loss: float | None
+    stopped_early: bool  # --max-time ended training before --epochs
+
+
+def split_settings(settings: dict) -> tuple[TokenizerConfig, dict, TrainConfig]:
+    """Keyword settings (named as the CLI's flags) into the tokenizer, model and training configs."""
+    groups: list[dict] = [{}, {}, {}]
+    owners = [TokenizerConfig, ModelConfig, TrainConfig]
+    for key, value in settings.items():
+        for group, owner in zip(groups, owners):
+            if key in {f.name for f in fields(owner)} and key != "vocab":
+                group[key] = value
+                break
+        else:
+            raise ConfigError(f"unknown setting {key!r}")
+    ModelConfig(**groups[1])  # checks the model settings before any data is read
+    return TokenizerConfig(**groups[0]), groups[1], TrainConfig(**groups[2])
+
+
+def train(
+    corpus: str | Path,
+    model_path: str | Path = DEFAULT_MODEL_PATH,
+    *,
+    valid: str | Path | None = None,
+    encoding: str = "utf-8",
+    on_progress: Callable[[StepInfo | EpochInfo], None] | None = None,
+    **settings,
+) -> TrainResult:
+    """Train a model on the text file `corpus` and save the best one (on validation) to model_path.
+
+    settings: any field of TokenizerConfig, ModelConfig or TrainConfig, e.g. cell="gru",
+    hidden=128, epochs=3, seq_len=50. Validation is `valid` if given, else the last
+    `valid_fraction` of the corpus.
+    """
+    tok_cfg, model_settings, cfg = split_settings(settings)
+    text = read_text(corpus, encoding)
+    tokenizer = Tokenizer.fit(text, tok_cfg)
+    ids, _ = tokenizer.encode(text)
+    if valid is not None:
+        train_ids = ids
+        valid_ids, _ = tokenizer.encode(read_text(valid, encoding))
+    else:
+        train_ids, valid_ids = split_tail(ids, cfg.valid_fraction, tokenizer.eos_id)
+    batches = Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len)
+    model = Model.init(ModelConfig(vocab=len(tokenizer), **model_settings), np.random.default_rng(cfg.seed))
+    meta = {
+        "lm_version": __version__,
+        "corpus": {"name": Path(corpus).name, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()},
+        "train_config": asdict(cfg),
+        "history": [],
+    }
+    return _fit(model, tokenizer, batches, valid_ids, cfg, Path(model_path), meta, on_progress or (lambda _: None))
+
+
+def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> TrainResult:
+    opt = optim.make(cfg.optimizer, model.params)
+    B = cfg.batch_size
+    steps = len(batches)
+    history: list[EpochInfo] = []
+    best = math.inf
+    start = time.perf_counter()
+    train_time = 0.0
+    clipped_steps = total_steps = 0
+    stopped_early = False
+    for epoch in range(1, cfg.epochs + 1):
+        lr = cfg.lr_at(epoch)
+        state = model.zero_state(B)
+        nats = 0.0
+        tokens = 0
+        epoch_start = time.perf_counter()
+        for step, (x, y) in enumerate(batches, 1):
+            loss, grads, state = model.loss_and_grads(x, y, state, scale=1.0 / B)
+            if not math.isfinite(loss):
+                raise LMError(
+                    f"training diverged (loss is {loss} at epoch {epoch}, step {step}); "
+                    f"try a lower --lr or a smaller --clip"
+                )
+            norm, clipped = optim.clip(grads, cfg.clip, cfg.clip_value)
+            opt.step(model.params, grads, lr)
+            nats += loss
+            tokens += y.size
+            total_steps += 1
+            clipped_steps += clipped
+            now = time.perf_counter()
+            rate = tokens / (now - epoch_start)
+            elapsed = train_time + now - epoch_start
+            left = (steps - step + (cfg.epochs - epoch) * steps) * y.size / rate
+            if cfg.max_time is not None:
+                left = min(left, max(0.0, cfg.max_time - elapsed))
+            report(StepInfo(epoch, cfg.epochs, step, steps, nats / tokens, rate, elapsed, left, norm,
+                            clipped_steps / total_steps))
+            if cfg.max_time is not None and elapsed >= cfg.max_time:
+                stopped_early = step < steps or epoch < cfg.epochs
+                break
+        epoch_time = time.perf_counter() - epoch_start
+        train_time += epoch_time
+        valid_loss = None
+        if len(valid_ids):
+            valid_loss = stream_nats(model, valid_ids, tokenizer.start_id, B, cfg.seq_len) / len(valid_ids)
+        improved = valid_loss is None or valid_loss < best
+        info = EpochInfo(
+            epoch, nats / tokens, valid_loss, None if valid_loss is None else math.exp(valid_loss),
+            tokens / epoch_time, time.perf_counter() - start, lr, improved,
+        )
+        history.append(info)
+        meta["history"] = [h.to_dict() for h in history]
+        meta["train_time_s"] = train_time
+        if improved:
+            best = valid_loss if valid_loss is not None else best
+            meta["best_valid_loss"] = valid_loss
+            meta["best_epoch"] = epoch
+            checkpoint.save(path, Checkpoint(model, tokenizer, meta))
+        report(info)
+        if stopped_early:
+            break
+    return TrainResult(path, history, None if best == math.inf else best, stopped_early)

@@ -1,0 +1,89 @@
+"""Every gradient against central differences in float64: each cell, 1 and 2 layers, embedding,
+softmax, and the gradient reaching the initial state (what truncated BPTT carries)."""
+
+import numpy as np
+import pytest
+
+from lm.config import ModelConfig
+from lm.model import Model
+from lm.ops import softmax_cross_entropy
+
+CASES = [
+    (cell, layers, peephole)
+    for cell in ("rnn", "gru", "lstm")
+    for layers in (1, 2)
+    for peephole in ((False, True) if cell == "lstm" else (False,))
+]
+
+
+def _setup(cell, layers, peephole, T=4, B=3, V=7):
+    rng = np.random.default_rng(0)
+    cfg = ModelConfig(vocab=V, cell=cell, layers=layers, hidden=5, embed=4, peephole=peephole)
+    model = Model.init(cfg, rng, dtype=np.float64)
+    # Larger weights and biases than the init, so gates are away from 1/2 and every term matters.
+    for k, v in model.params.items():
+        v += rng.normal(0.0, 0.3, v.shape)
+    x = rng.integers(0, V, (T, B))
+    x[0, 0] = -1  # the zero-vector start input
+    y = rng.integers(0, V, (T, B))
+    state = [tuple(rng.normal(0.0, 0.5, s.shape) for s in layer) for layer in model.zero_state(B)]
+    # Weight the final state's gradient too, as if later windows depended on it.
+    wstate = [tuple(rng.normal(0.0, 1.0, s.shape) for s in layer) for layer in state]
+    return model, x, y, state, wstate
+
+
+def _loss(model, x, y, state, wstate):
+    T, B = x.shape
+    logits, final, _ = model.forward(x, state)
+    loss, _ = softmax_cross_entropy(logits.reshape(T * B, -1).copy(), y.reshape(-1))
+    return loss + sum(float((s * w).sum()) for fl, wl in zip(final, wstate) for s, w in zip(fl, wl))
+
+
+def _numeric(f, arr, eps=1e-6):
+    grad = np.zeros_like(arr)
+    for i in np.ndindex(arr.shape):
+        old = arr[i]
+        arr[i] = old + eps
+        up = f()
+        arr[i] = old - eps
+        down = f()
+        arr[i] = old
+        grad[i] = (up - down) / (2 * eps)
+    return grad
+
+
+def _rel_error(a, b):
+    return np.abs(a - b).max() / max(1e-8, np.abs(a).max() + np.abs(b).max())
+
+
+@pytest.mark.parametrize("cell,layers,peephole", CASES)
+def test_gradients_match_central_differences(cell, layers, peephole):
+    model, x, y, state, wstate = _setup(cell, layers, peephole)
+    T, B = x.shape
+    logits, _, cache = model.forward(x, state)
+    _, dlogits = softmax_cross_entropy(logits.reshape(T * B, -1), y.reshape(-1))
+    grads, dstate0 = model.backward(cache, dlogits.reshape(T, B, -1), dstate=wstate)
+
+    def f():
+        return _loss(model, x, y, state, wstate)
+
+    assert set(grads) == set(model.params)
+    for name, p in model.params.items():
+        err = _rel_error(grads[name], _numeric(f, p))
+        assert err < 1e-6, f"{name}: relative error {err:.2e}"
+    for layer, (analytic, values) in enumerate(zip(dstate0, state)):
+        for k, (g, s) in enumerate(zip(analytic, values)):
+            err = _rel_error(g, _numeric(f, s))
+            assert err < 1e-6, f"state of layer {layer}, part {k}: relative error {err:.2e}"
+
+
+def test_gradient_check_catches_a_wrong_gradient():
+    """The check above can fail: a deliberately broken backward is caught."""
+    model, x, y, state, wstate = _setup("lstm", 1, False)
+    T, B = x.shape
+    logits, _, cache = model.forward(x, state)
+    _, dlogits = softmax_cross_entropy(logits.reshape(T * B, -1), y.reshape(-1))
+    grads, _ = model.backward(cache, dlogits.reshape(T, B, -1), dstate=wstate)
+    grads["layers.0.W"][0, 0] *= 1.01
+    numeric = _numeric(lambda: _loss(model, x, y, state, wstate), model.params["layers.0.W"])
+    assert _rel_error(grads["layers.0.W"], numeric) > 1e-6

@@ -1,0 +1,237 @@
+"""The model, batching, clipping, sampler, scorer and training, through the library's API."""
+
+import math
+
+import numpy as np
+import pytest
+
+import lm
+from lm import optim
+from lm.config import ModelConfig, TokenizerConfig
+from lm.data import Batches, split_tail
+from lm.model import Model
+from lm.ops import softmax
+from lm.sample import sample
+from lm.score import logprobs, rank, score_sentence, score_stream, stream_nats
+from lm.tokenizer import Tokenizer
+
+CELLS = ["rnn", "gru", "lstm"]
+
+
+def _model(cell="lstm", V=11, layers=2, dtype=np.float32, seed=0, peephole=False):
+    cfg = ModelConfig(vocab=V, cell=cell, layers=layers, hidden=8, embed=6, peephole=peephole)
+    return Model.init(cfg, np.random.default_rng(seed), dtype=dtype)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_fresh_model_loss_is_a_uniform_guess(cell):
+    """min-char-rnn's free check: before training, the loss per token is about log V."""
+    model = _model(cell, V=50)
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 50, (20, 8)), rng.integers(0, 50, (20, 8))
+    loss, _, _ = model.loss_and_grads(x, y, model.zero_state(8))
+    assert abs(loss / y.size - math.log(50)) < 0.05
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_step_at_a_time_equals_the_whole_window(cell):
+    """Carrying the state through T calls of one step gives the same logits as one call of T steps."""
+    model = _model(cell, dtype=np.float64, peephole=cell == "lstm")
+    ids = np.random.default_rng(2).integers(0, 11, (7, 3))
+    whole, final, _ = model.forward(ids, model.zero_state(3))
+    state = model.zero_state(3)
+    for t in range(7):
+        step, state, _ = model.forward(ids[t : t + 1], state)
+        np.testing.assert_allclose(step[0], whole[t], rtol=1e-12, atol=1e-12)
+    for s_layer, f_layer in zip(state, final):
+        for s, f in zip(s_layer, f_layer):
+            np.testing.assert_allclose(s, f, rtol=1e-12, atol=1e-12)
+
+
+def test_float32_agrees_with_float64():
+    m64 = _model("gru", dtype=np.float64)
+    m32 = m64.astype(np.float32)
+    ids = np.random.default_rng(3).integers(0, 11, (9, 4))
+    a, _, _ = m64.forward(ids, m64.zero_state(4))
+    b, _, _ = m32.forward(ids, m32.zero_state(4))
+    assert b.dtype == np.float32
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_batches_cut_parallel_streams_and_carry_them_across_windows():
+    ids = np.arange(1, 41, dtype=np.int32)
+    batches = Batches(ids, start_id=-1, batch_size=4, seq_len=3)
+    windows = list(batches)
+    assert len(batches) == len(windows) == 4  # 10 steps per stream: 3 + 3 + 3 + 1
+    xs = np.concatenate([x for x, _ in windows])
+    ys = np.concatenate([y for _, y in windows])
+    assert xs.shape == ys.shape == (10, 4)
+    np.testing.assert_array_equal(ys[:, 1], np.arange(11, 21))  # stream 1 continues across windows
+    np.testing.assert_array_equal(xs[1:], ys[:-1])  # each input is the previous target
+    assert xs[0, 0] == -1 and xs[0, 1] == 10
+
+
+def test_batches_refuse_a_corpus_shorter_than_a_batch():
+    with pytest.raises(lm.LMError, match="batch-size"):
+        Batches(np.arange(5, dtype=np.int32), -1, batch_size=4, seq_len=3)
+
+
+def test_validation_tail_starts_at_a_sentence():
+    ids = np.array([5, 6, 0, 7, 8, 9, 0, 5, 0, 6, 6, 0], dtype=np.int32)
+    train, valid = split_tail(ids, 0.4, eos_id=0)
+    assert train[-1] == 0 and len(train) + len(valid) == len(ids)
+    assert split_tail(ids, 0.0, 0)[1].size == 0
+
+
+def test_clipping_by_norm_and_by_value():
+    grads = {"a": np.array([3.0, 4.0]), "b": np.array([0.0])}
+    norm, clipped = optim.clip(grads, max_norm=1.0, max_value=0)
+    assert norm == pytest.approx(5.0) and clipped
+    assert optim.global_norm(grads) == pytest.approx(1.0)
+    grads = {"a": np.array([3.0, -4.0, 0.5])}
+    _, clipped = optim.clip(grads, max_norm=0, max_value=1.0)
+    assert clipped and grads["a"].tolist() == [1.0, -1.0, 0.5]
+    grads = {"a": np.array([0.3])}
+    assert optim.clip(grads, 5.0, 1.0) == (pytest.approx(0.3), False)
+
+
+# A small word corpus whose sentences the model can learn by heart.
+SENTENCES = [
+    "the cat sat on the mat .",
+    "the dog ate the bone .",
+    "a bird sang in the tree .",
+    "the cook made a pear salad .",
+]
+
+
+@pytest.fixture(scope="module")
+def word_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("word") / "corpus.txt"
+    path.write_text("\n".join(SENTENCES * 30) + "\n")
+    model_path = path.with_name("m.npz")
+    result = lm.train(path, model_path, tokenizer="whitespace", hidden=32, embed=16, epochs=12,
+                      seq_len=12, batch_size=4, lr=0.01, valid_fraction=0.1, seed=3)
+    return lm.load(model_path), result
+
+
+def test_training_loss_falls_and_the_corpus_is_learned(word_model):
+    ckpt, result = word_model
+    losses = [h.train_loss for h in result.history]
+    assert losses[-1] < losses[0] / 3
+    # The sentences are deterministic given their first word or two: almost perfectly learned.
+    assert result.best_valid_loss < 0.5
+    assert ckpt.meta["best_valid_loss"] == pytest.approx(result.best_valid_loss)
+
+
+def test_next_token_probabilities_sum_to_one(word_model):
+    ckpt, _ = word_model
+    ids = np.array([[ckpt.tokenizer.start_id, 3, 4, 5]]).T
+    logits, _, _ = ckpt.model.forward(ids, ckpt.model.zero_state(1))
+    np.testing.assert_allclose(softmax(logits.astype(np.float64)).sum(axis=-1), 1.0, rtol=1e-12)
+
+
+def test_sentence_logprob_is_the_sum_of_its_token_logprobs(word_model):
+    ckpt, _ = word_model
+    s = score_sentence(ckpt.model, ckpt.tokenizer, "the cat sat on the mat .")
+    assert s.tokens[-1] == "<EOS>" and len(s.tokens) == 8
+    assert s.logprob == pytest.approx(sum(s.token_logprobs))
+    # Independently: feed one token at a time and multiply the softmax probabilities.
+    model, tok = ckpt.model, ckpt.tokenizer
+    state, prev, total = model.zero_state(1), tok.start_id, 0.0
+    for t in s.tokens:
+        logits, state, _ = model.forward(np.array([[prev]]), state)
+        prev = tok.index[t]
+        total += math.log(softmax(logits[0, 0].astype(np.float64))[prev])
+    assert s.logprob == pytest.approx(total, rel=1e-5)
+    assert s.perplexity == pytest.approx(math.exp(-total / 8), rel=1e-5)
+
+
+def test_seen_sentence_beats_a_scrambled_one_and_unknown_words_are_counted(word_model):
+    ckpt, _ = word_model
+    seen = score_sentence(ckpt.model, ckpt.tokenizer, "the cook made a pear salad .")
+    scrambled = score_sentence(ckpt.model, ckpt.tokenizer, "salad the pear . made cook a")
+    assert rank([scrambled, seen])[0] is seen
+    unk = score_sentence(ckpt.model, ckpt.tokenizer, "the zebra sat on the mat .")
+    assert unk.unknown == 1 and "<UNK>" in unk.tokens
+    with pytest.raises(lm.LMError):
+        score_sentence(ckpt.model, ckpt.tokenizer, "   ")
+
+
+def test_stream_score_carries_state_and_ignores_padding(word_model):
+    ckpt, _ = word_model
+    model, tok = ckpt.model, ckpt.tokenizer
+    text = "\n".join(SENTENCES[:3]) + "\n"
+    ids, _ = tok.encode(text)
+    exact = stream_nats(model, ids, tok.start_id, batch_size=1, seq_len=5)
+    x = np.concatenate([[tok.start_id], ids[:-1]])[:, None]
+    one_window, _ = logprobs(model, x, ids[:, None], model.zero_state(1))
+    assert exact == pytest.approx(-one_window.sum(), rel=1e-5)
+    # 23 tokens in 3 parts of 8, 8 and 7 (the last padded): each token scored once, each part
+    # from the zero state with the token before it as input.
+    parts = stream_nats(model, ids, tok.start_id, batch_size=3, seq_len=4)
+    by_hand = 0.0
+    for lo in (0, 8, 16):
+        part_x, part_y = x[lo : lo + 8], ids[lo : lo + 8, None]
+        by_hand -= logprobs(model, part_x, part_y, model.zero_state(1))[0].sum()
+    assert parts == pytest.approx(by_hand, rel=1e-5)
+    result = score_stream(model, tok, text)
+    assert result.tokens == len(ids) == 8 + 7 + 8
+    assert result.perplexity == pytest.approx(math.exp(exact / len(ids)), rel=1e-5)
+
+
+def test_same_seed_same_model(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abcabcabd\n" * 40)
+    kw = dict(hidden=8, embed=4, epochs=2, seq_len=8, batch_size=4, cell="gru", seed=7)
+    lm.train(corpus, tmp_path / "a.npz", **kw)
+    lm.train(corpus, tmp_path / "b.npz", **kw)
+    a, b = lm.load(tmp_path / "a.npz"), lm.load(tmp_path / "b.npz")
+    for k in a.model.params:
+        np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
+
+
+def _lines_model(bias):
+    """A --lines character model whose next-token distribution is fixed by the output bias."""
+    tok = Tokenizer.fit("ab\nba\n", TokenizerConfig(tokenizer="char", lines=True))
+    model = _model("rnn", V=len(tok), layers=1)
+    model.params["Wya"][:] = 0
+    model.params["by"][:] = [bias.get(t, 0.0) for t in tok.tokens]
+    return model, tok
+
+
+def test_sampler_stops_at_eos_and_respects_every_limit():
+    model, tok = _lines_model({"<EOS>": 3.0})
+    lengths = [len("".join(sample(model, tok, seed=s))) for s in range(50)]
+    assert max(lengths) < 30 and min(lengths) == 0  # EOS is likely: sequences end early
+    model, tok = _lines_model({"<EOS>": -50.0})
+    assert len("".join(sample(model, tok, chars=17, seed=1))) == 17
+    assert len("".join(sample(model, tok, tokens=9, seed=1))) == 9
+    assert len("".join(sample(model, tok, seed=1))) == 200  # the default limit
+    for bad in ({"chars": 0}, {"tokens": -1}, {"temperature": 0.0}, {"temperature": float("nan")}):
+        with pytest.raises(lm.ConfigError):
+            list(sample(model, tok, **bad))
+
+
+def test_sampler_words_limit_and_primer():
+    tok = Tokenizer.fit("a b\n", TokenizerConfig(tokenizer="char"))  # chars: '\n', ' ', 'a', 'b'
+    model = _model("rnn", V=len(tok), layers=1)
+    model.params["Wya"][:] = 0
+    text = "".join(sample(model, tok, words=4, seed=5, prime="ab "))
+    assert text.startswith("ab ") and len(text[3:].split()) <= 4
+    with pytest.raises(lm.LMError, match="never saw"):
+        list(sample(model, tok, prime="xyz"))
+
+
+def test_same_seed_same_text_and_greedy_and_no_unk(word_model):
+    ckpt, _ = word_model
+    model, tok = ckpt.model, ckpt.tokenizer
+    a = "".join(sample(model, tok, tokens=30, seed=11))
+    b = "".join(sample(model, tok, tokens=30, seed=11))
+    assert a == b and a
+    assert "".join(sample(model, tok, greedy=True)) == "".join(sample(model, tok, greedy=True, seed=99))
+    model.params["by"][tok.unk_id] += 100.0  # <UNK> now almost certain
+    try:
+        assert "<UNK>" in "".join(sample(model, tok, tokens=5, seed=1))
+        assert "<UNK>" not in "".join(sample(model, tok, tokens=20, seed=1, no_unk=True))
+    finally:
+        model.params["by"][tok.unk_id] -= 100.0
