@@ -11,9 +11,9 @@ dev:
 
 # The README's first command: install, train on the shipped corpus, sample, score.
 demo: install
-	lm train corpora/kitchen.txt
-	lm sample --chars 200 --seed 1
-	lm score "the apple and pear salad" "the apple and pair salad"
+	$(PYTHON) -m lm train corpora/kitchen.txt
+	$(PYTHON) -m lm sample --chars 200
+	$(PYTHON) -m lm score "the apple and pear salad" "the apple and pair salad"
 
 # The README's second command, and what .ci/run calls.
 test: dev

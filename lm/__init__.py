@@ -12,9 +12,9 @@ from .checkpoint import Checkpoint, load, save  # noqa: E402
 from .errors import ConfigError, LMError  # noqa: E402
 from .sample import sample  # noqa: E402
 from .score import rank, score_sentence, score_stream  # noqa: E402
-from .train import train  # noqa: E402
+from .train import EpochInfo, StepInfo, TrainResult, train  # noqa: E402
 
 __all__ = [
     "Checkpoint", "ConfigError", "LMError", "load", "rank", "sample", "save",
-    "score_sentence", "score_stream", "train", "__version__",
+    "score_sentence", "score_stream", "train", "EpochInfo", "StepInfo", "TrainResult", "__version__",
 ]

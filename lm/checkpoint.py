@@ -50,7 +50,7 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise LMError(f"cannot write the model to {path}: {e.strerror}") from None
+        raise LMError(f"cannot write the model to {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -59,7 +59,7 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
         os.replace(tmp, path)
     except OSError as e:
         os.unlink(tmp)
-        raise LMError(f"cannot write the model to {path}: {e.strerror}") from None
+        raise LMError(f"cannot write the model to {path}: {e.strerror or e}") from None
     except BaseException:
         os.unlink(tmp)
         raise
@@ -71,6 +71,13 @@ def load(path: str | Path) -> Checkpoint:
         raise LMError(f"no model at {path}; train one with `lm train FILE` or pass -m PATH")
     if path.is_dir():
         raise LMError(f"{path} is a directory, not a model file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise LMError(f"cannot read {path}: {e.strerror or e}") from None
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive; anything else is refused unread
+        raise LMError(f"{path} is not an lm model (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}

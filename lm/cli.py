@@ -6,11 +6,11 @@ Errors the user can cause end in one line on stderr: exit 1 for runtime errors, 
 
 import json
 import sys
+from dataclasses import fields
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import numpy as np
 import typer
 from rich.console import Console
@@ -32,10 +32,11 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Recurrent language models in NumPy: train on a text file, sample from it, score sentences.",
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 K, M, T = TokenizerConfig(), ModelConfig(), TrainConfig()
+SETTINGS = {f.name for c in (K, M, T) for f in fields(c)} - {"vocab"}
 
 
 class TokenizerKind(str, Enum):
@@ -59,21 +60,21 @@ ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Model file (.npz)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON lines on stdout.")]
 
 
-@app.command()
+@app.command(epilog='Example: lm train corpus.txt --cell gru --epochs 5')
 def train(
-    corpus: Annotated[Path, typer.Argument(help="A UTF-8 text file to learn from.")],
+    corpus: Annotated[Path, typer.Argument(metavar="CORPUS", help="A UTF-8 text file to learn from.")],
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     valid: Annotated[Optional[Path], typer.Option(help="Validation file (default: the corpus's tail).")] = None,
     valid_fraction: Annotated[float, typer.Option(help="Tail of the corpus held out for validation.")] = T.valid_fraction,
     tokenizer: Annotated[TokenizerKind, typer.Option(help="char, word (regex) or whitespace.")] = TokenizerKind(K.tokenizer),
-    lower: Annotated[bool, typer.Option(help="Lower-case the text first.")] = K.lower,
+    lower: Annotated[bool, typer.Option("--lower", help="Lower-case the text first.")] = K.lower,
     vocab_size: Annotated[int, typer.Option(help="Word models: keep this many most frequent words.")] = K.vocab_size,
-    lines: Annotated[bool, typer.Option(help="Char models: every line a sequence ending in <EOS>.")] = K.lines,
+    lines: Annotated[bool, typer.Option("--lines", help="Char models: every line a sequence ending in <EOS>.")] = K.lines,
     cell: Annotated[CellKind, typer.Option(help="Recurrent cell.")] = CellKind(M.cell),
     layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = M.layers,
     hidden: Annotated[int, typer.Option(help="Hidden units per layer (H).")] = M.hidden,
     embed: Annotated[int, typer.Option(help="Embedding size (E).")] = M.embed,
-    peephole: Annotated[bool, typer.Option(help="LSTM peephole connections.")] = M.peephole,
+    peephole: Annotated[bool, typer.Option("--peephole", help="LSTM peephole connections.")] = M.peephole,
     seq_len: Annotated[int, typer.Option(help="Steps of backpropagation through time.")] = T.seq_len,
     batch_size: Annotated[int, typer.Option(help="Parallel streams per batch.")] = T.batch_size,
     epochs: Annotated[int, typer.Option(help="Passes over the corpus.")] = T.epochs,
@@ -88,17 +89,8 @@ def train(
     encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.")] = "utf-8",
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a model on CORPUS and save the best one on validation.
-
-    Example: lm train corpus.txt --cell gru --epochs 5
-    """
-    settings = dict(
-        valid_fraction=valid_fraction, tokenizer=tokenizer.value, lower=lower, vocab_size=vocab_size,
-        lines=lines, cell=cell.value, layers=layers, hidden=hidden, embed=embed, peephole=peephole,
-        seq_len=seq_len, batch_size=batch_size, epochs=epochs, max_time=max_time,
-        optimizer=optimizer.value, lr=lr, lr_decay=lr_decay, decay_after=decay_after, clip=clip,
-        clip_value=clip_value, seed=seed,
-    )
+    """Train a model on CORPUS and save the best one on validation."""
+    settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if k in SETTINGS}
     with Progress(
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
@@ -125,14 +117,14 @@ def train(
                 f"{info.tokens_per_s:,.0f} tok/s  {info.elapsed_s:.1f}s" + ("  saved" if info.saved else "")
             )
             if json_out:
-                out.print(json.dumps(info.to_dict()), markup=False)
+                print(json.dumps(info.to_dict()), flush=True)
 
         result = run_training(corpus, model, valid=valid, encoding=encoding, on_progress=render, **settings)
     best = "" if result.best_valid_loss is None else f" (best validation loss {result.best_valid_loss:.4f} nats/token)"
     err.print(f"saved {result.path}{best}")
 
 
-@app.command()
+@app.command(epilog='Example: lm sample --chars 200 --temperature 0.8 --seed 1')
 def sample(
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     chars: Annotated[Optional[int], typer.Option(help="Stop after this many characters.")] = None,
@@ -142,14 +134,11 @@ def sample(
     prime: Annotated[str, typer.Option(help="Continue this beginning.")] = "",
     seed: Annotated[Optional[int], typer.Option(help="Random seed: the same seed gives the same text.")] = None,
     num: Annotated[int, typer.Option("--num", "-n", help="Number of sequences.")] = 1,
-    no_unk: Annotated[bool, typer.Option(help="Never draw <UNK>.")] = False,
-    greedy: Annotated[bool, typer.Option(help="Take the most probable token each step.")] = False,
+    no_unk: Annotated[bool, typer.Option("--no-unk", help="Never draw <UNK>.")] = False,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Take the most probable token each step.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Draw text from a model, printed as it is drawn.
-
-    Example: lm sample --chars 200 --temperature 0.8 --seed 1
-    """
+    """Draw text from a model, printed as it is drawn."""
     if num < 1:
         raise LMError(f"--num must be at least 1, not {num}")
     ckpt = load(model)
@@ -168,18 +157,15 @@ def sample(
         sys.stdout.write("\n")
 
 
-@app.command()
+@app.command(epilog='Example: lm score "the apple and pear salad" "the apple and pair salad"')
 def score(
-    sentences: Annotated[Optional[list[str]], typer.Argument(help="Sentences to score.")] = None,
+    sentences: Annotated[Optional[list[str]], typer.Argument(metavar="SENTENCE...", help="Sentences to score.")] = None,
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Score each line of this file.")] = None,
     per_token: Annotated[bool, typer.Option(help="Show each token's probability.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Score sentences: P(sentence) as the product of P(token | tokens before), ranked most probable first.
-
-    Example: lm score "the apple and pear salad" "the apple and pair salad"
-    """
+    """Score sentences: P(sentence) as the product of P(token | tokens before), ranked most probable first."""
     texts = list(sentences or [])
     if file is not None:
         texts += [line for line in read_text(file).splitlines() if line.strip()]
@@ -203,17 +189,14 @@ def score(
                 out.print(f"  {tok!r:>16}  P={np.exp(lp):.4f}  log P={lp:.3f}", markup=False)
 
 
-@app.command("eval")
+@app.command("eval", epilog='Example: lm eval valid.txt')
 def evaluate(
-    file: Annotated[Path, typer.Argument(help="Text file, read as one stream.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Text file, read as one stream.")],
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     batch_size: Annotated[int, typer.Option(help="1 is exact; more is faster, a little pessimistic.")] = 1,
     json_out: JsonOpt = False,
 ) -> None:
-    """Perplexity of a whole file, the state carried across lines (as published figures are computed).
-
-    Example: lm eval valid.txt
-    """
+    """Perplexity of a whole file, the state carried across lines (as published figures are computed)."""
     if batch_size < 1:
         raise LMError(f"--batch-size must be at least 1, not {batch_size}")
     ckpt = load(model)
@@ -240,18 +223,20 @@ def _root(
     """Recurrent language models in NumPy: train on a text file, sample from it, score sentences."""
 
 
+def _fail(message: str, code: int) -> None:
+    print(f"lm: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(code)
+
+
 def main() -> None:
     try:
         code = app(standalone_mode=False)
     except LMError as e:
-        err.print(f"lm: error: {e}", markup=False)
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        err.print(f"lm: error: {e.format_message()}", markup=False)
-        sys.exit(e.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        err.print("lm: interrupted", markup=False)
-        sys.exit(130)
+        _fail(str(e), e.exit_code)
+    except typer.TyperException as e:  # typer's own usage errors: bad or missing options
+        _fail(e.format_message(), e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
     except BrokenPipeError:
         sys.exit(0)
     sys.exit(code or 0)
