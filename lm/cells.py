@@ -36,15 +36,16 @@ def _input_part(p: Params, x: np.ndarray, H: int) -> np.ndarray:
     return zx.reshape(T, B, -1)
 
 
-def _weight_grads(p: Params, x: np.ndarray, recurrent_in: np.ndarray, dz: np.ndarray, H: int):
-    """dW, db and dx from the pre-activation gradients of all steps at once.
+def _weight_grads(p: Params, x: np.ndarray, dz: np.ndarray, H: int, *recurrent: tuple[np.ndarray, slice]):
+    """dW, db and dx from the pre-activation gradients dz (T, B, k*H) of all steps at once.
 
-    recurrent_in: (T, B, H) what multiplied W[:H] at each step; dz: (T, B, k*H).
+    recurrent: (input, columns) pairs: what multiplied W[:H, columns] at each step, (T, B, H).
     """
     T, B, E = x.shape
     dz2 = dz.reshape(T * B, -1)
     dW = np.empty_like(p["W"])
-    np.matmul(recurrent_in.reshape(T * B, H).T, dz2, out=dW[:H])
+    for inp, cols in recurrent:
+        np.matmul(inp.reshape(T * B, H).T, dz2[:, cols], out=dW[:H, cols])
     np.matmul(x.reshape(T * B, E).T, dz2, out=dW[H:])
     dx = (dz2 @ p["W"][H:].T).reshape(T, B, E)
     return dx, {"W": dW, "b": dz2.sum(axis=0)}
@@ -91,7 +92,7 @@ class RNN:
             np.add(da[t], da_next, out=dz[t])
             dz[t] *= 1.0 - a[t + 1] ** 2  # tanh' = 1 - a<t>²
             da_next = dz[t] @ Wa_a_T
-        dx, grads = _weight_grads(p, x, a[:-1], dz, H)
+        dx, grads = _weight_grads(p, x, dz, H, (a[:-1], slice(None)))
         return dx, grads, (da_next,)
 
 
@@ -165,9 +166,8 @@ class GRU:
             np.multiply(drc, c[t], out=dz_r)  # dΓr = d(Γr * c<t-1>) * c<t-1>
             dz[t, :, : 2 * H] *= G[t] * (1.0 - G[t])  # σ' = Γ (1 - Γ)
             dc_next = dc * (1.0 - Gu) + drc * Gr + dz[t, :, : 2 * H] @ Wur_a_T
-        dx, grads = _weight_grads(p, x, c[:-1], dz, H)
-        # The candidate block's recurrent input was Γr * c<t-1>, not c<t-1>.
-        np.matmul(rc.reshape(-1, H).T, dz[:, :, 2 * H :].reshape(-1, H), out=grads["W"][:H, 2 * H :])
+        # The candidate block's recurrent input was Γr * c<t-1>, the gates' c<t-1>.
+        dx, grads = _weight_grads(p, x, dz, H, (c[:-1], slice(0, 2 * H)), (rc, slice(2 * H, 3 * H)))
         return dx, grads, (dc_next,)
 
 
@@ -257,7 +257,7 @@ class LSTM:
             if peep is not None:
                 dc_next += (dz[t, :, : 3 * H].reshape(B, 3, H) * peep.reshape(3, H)).sum(axis=1)
             da_next = dz[t] @ W_a_T
-        dx, grads = _weight_grads(p, x, a[:-1], dz, H)
+        dx, grads = _weight_grads(p, x, dz, H, (a[:-1], slice(None)))
         if peep is not None:
             dzg = dz[:, :, : 3 * H].reshape(T * B, 3, H)
             grads["p"] = (dzg * c[:-1].reshape(T * B, 1, H)).sum(axis=0).reshape(3 * H)

@@ -35,6 +35,18 @@ class Checkpoint:
     meta: dict = field(default_factory=dict)
 
 
+def check_writable(path: str | Path) -> None:
+    """Fail now, not after an hour of training, if a model cannot be written at `path`."""
+    path = Path(path)
+    directory = path.parent
+    if path.is_dir():
+        raise LMError(f"{path} is a directory; give a file name for the model")
+    if not directory.is_dir():
+        raise LMError(f"cannot write the model to {path}: no directory {directory}")
+    if not os.access(directory, os.W_OK):
+        raise LMError(f"cannot write the model to {path}: {directory} is not writable")
+
+
 def save(path: str | Path, ckpt: Checkpoint) -> None:
     path = Path(path)
     meta = {
@@ -53,16 +65,33 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
         raise LMError(f"cannot write the model to {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 would hide the model from others
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(directory)
     except OSError as e:
         os.unlink(tmp)
         raise LMError(f"cannot write the model to {path}: {e.strerror or e}") from None
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load(path: str | Path) -> Checkpoint:
@@ -88,13 +117,21 @@ def load(path: str | Path) -> Checkpoint:
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise LMError(f"{path} is not an lm model or is damaged ({e})") from None
     meta = _read_meta(path, arrays.pop(META_KEY, None))
+    if not all(isinstance(arr, np.ndarray) for arr in arrays.values()):
+        raise LMError(f"{path} is damaged: it holds entries that are not arrays")
     try:
         config = ModelConfig(**meta["model"])
     except (TypeError, ConfigError) as e:
         raise LMError(f"{path}: damaged model configuration ({e})") from None
     tokenizer = Tokenizer.from_dict(meta["tokenizer"])
+    # Check the sizes the metadata claims against the arrays before building anything that big.
+    sizes = {"Wax": (config.vocab, config.embed), "Wya": (config.hidden, config.vocab)}
+    if len(tokenizer) != config.vocab or any(
+        name not in arrays or arrays[name].shape != shape for name, shape in sizes.items()
+    ):
+        raise LMError(f"{path} is damaged: its arrays do not match its configuration")
     expected = Model.init(config, np.random.default_rng(0), dtype=np.float32).params
-    if len(tokenizer) != config.vocab or set(arrays) != set(expected):
+    if set(arrays) != set(expected):
         raise LMError(f"{path} is damaged: its arrays do not match its configuration")
     for name, arr in arrays.items():
         if arr.shape != expected[name].shape or arr.dtype.kind != "f" or not np.isfinite(arr).all():
@@ -106,7 +143,7 @@ def load(path: str | Path) -> Checkpoint:
 
 
 def _read_meta(path: Path, raw) -> dict:
-    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+    if not isinstance(raw, np.ndarray) or raw.dtype != np.uint8 or raw.ndim != 1:
         raise LMError(f"{path} is not an lm model (no metadata)")
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
@@ -115,8 +152,10 @@ def _read_meta(path: Path, raw) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise LMError(f"{path} is not an lm model")
     version = meta.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, int) and version > VERSION:
         raise LMError(f"{path} was written by a newer lm (format {version}); upgrade lm to read it")
+    if version != VERSION:
+        raise LMError(f"{path} is damaged: unknown format version {version!r}")
     if not isinstance(meta.get("model"), dict) or not isinstance(meta.get("tokenizer"), dict):
         raise LMError(f"{path} is damaged: incomplete metadata")
     return meta

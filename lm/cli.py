@@ -6,6 +6,7 @@ Errors the user can cause end in one line on stderr: exit 1 for runtime errors, 
 
 import json
 import sys
+import time
 from dataclasses import fields
 from enum import Enum
 from pathlib import Path
@@ -14,14 +15,15 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .checkpoint import load
 from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
 from .data import read_text
-from .errors import LMError
+from .errors import ConfigError, LMError
 from .sample import sample as draw
 from .score import rank, score_sentence, score_stream
 from .train import EpochInfo, StepInfo, train as run_training
@@ -35,8 +37,8 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
-K, M, T = TokenizerConfig(), ModelConfig(), TrainConfig()
-SETTINGS = {f.name for c in (K, M, T) for f in fields(c)} - {"vocab"}
+TOK, MOD, TRN = TokenizerConfig(), ModelConfig(), TrainConfig()  # the defaults
+SETTINGS = {f.name for c in (TOK, MOD, TRN) for f in fields(c)} - {"vocab"}
 
 
 class TokenizerKind(str, Enum):
@@ -65,63 +67,69 @@ def train(
     corpus: Annotated[Path, typer.Argument(metavar="CORPUS", help="A UTF-8 text file to learn from.")],
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     valid: Annotated[Optional[Path], typer.Option(help="Validation file (default: the corpus's tail).")] = None,
-    valid_fraction: Annotated[float, typer.Option(help="Tail of the corpus held out for validation.")] = T.valid_fraction,
-    tokenizer: Annotated[TokenizerKind, typer.Option(help="char, word (regex) or whitespace.")] = TokenizerKind(K.tokenizer),
-    lower: Annotated[bool, typer.Option("--lower", help="Lower-case the text first.")] = K.lower,
-    vocab_size: Annotated[int, typer.Option(help="Word models: keep this many most frequent words.")] = K.vocab_size,
-    lines: Annotated[bool, typer.Option("--lines", help="Char models: every line a sequence ending in <EOS>.")] = K.lines,
-    cell: Annotated[CellKind, typer.Option(help="Recurrent cell.")] = CellKind(M.cell),
-    layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = M.layers,
-    hidden: Annotated[int, typer.Option(help="Hidden units per layer (H).")] = M.hidden,
-    embed: Annotated[int, typer.Option(help="Embedding size (E).")] = M.embed,
-    peephole: Annotated[bool, typer.Option("--peephole", help="LSTM peephole connections.")] = M.peephole,
-    seq_len: Annotated[int, typer.Option(help="Steps of backpropagation through time.")] = T.seq_len,
-    batch_size: Annotated[int, typer.Option(help="Parallel streams per batch.")] = T.batch_size,
-    epochs: Annotated[int, typer.Option(help="Passes over the corpus.")] = T.epochs,
+    valid_fraction: Annotated[float, typer.Option(help="Tail of the corpus held out for validation.")] = TRN.valid_fraction,
+    tokenizer: Annotated[TokenizerKind, typer.Option(help="char, word (regex) or whitespace.")] = TokenizerKind(TOK.tokenizer),
+    lower: Annotated[bool, typer.Option("--lower", help="Lower-case the text first.")] = TOK.lower,
+    vocab_size: Annotated[int, typer.Option(help="Word models: keep this many most frequent words.")] = TOK.vocab_size,
+    lines: Annotated[bool, typer.Option("--lines", help="Char models: every line a sequence ending in <EOS>.")] = TOK.lines,
+    cell: Annotated[CellKind, typer.Option(help="Recurrent cell.")] = CellKind(MOD.cell),
+    layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = MOD.layers,
+    hidden: Annotated[int, typer.Option(help="Hidden units per layer (H).")] = MOD.hidden,
+    embed: Annotated[int, typer.Option(help="Embedding size (E).")] = MOD.embed,
+    peephole: Annotated[bool, typer.Option("--peephole", help="LSTM peephole connections.")] = MOD.peephole,
+    seq_len: Annotated[int, typer.Option(help="Steps of backpropagation through time.")] = TRN.seq_len,
+    batch_size: Annotated[int, typer.Option(help="Parallel streams per batch.")] = TRN.batch_size,
+    epochs: Annotated[int, typer.Option(help="Passes over the corpus.")] = TRN.epochs,
     max_time: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of training.")] = None,
-    optimizer: Annotated[OptimizerKind, typer.Option(help="adam or sgd.")] = OptimizerKind(T.optimizer),
+    optimizer: Annotated[OptimizerKind, typer.Option(help="adam or sgd.")] = OptimizerKind(TRN.optimizer),
     lr: Annotated[Optional[float], typer.Option(help="Learning rate [default: 2e-3 adam, 1.0 sgd].")] = None,
-    lr_decay: Annotated[float, typer.Option(help="Multiply the rate by this every epoch after --decay-after.")] = T.lr_decay,
-    decay_after: Annotated[int, typer.Option(help="Epochs at the full learning rate.")] = T.decay_after,
-    clip: Annotated[float, typer.Option(help="Clip the gradient's global norm to this (0: off).")] = T.clip,
-    clip_value: Annotated[float, typer.Option(help="Clip each gradient element to ±this (0: off).")] = T.clip_value,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = T.seed,
+    lr_decay: Annotated[float, typer.Option(help="Multiply the rate by this every epoch after --decay-after.")] = TRN.lr_decay,
+    decay_after: Annotated[int, typer.Option(help="Epochs at the full learning rate.")] = TRN.decay_after,
+    clip: Annotated[float, typer.Option(help="Clip the gradient's global norm to this (0: off).")] = TRN.clip,
+    clip_value: Annotated[float, typer.Option(help="Clip each gradient element to ±this (0: off).")] = TRN.clip_value,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = TRN.seed,
     encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.")] = "utf-8",
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model on CORPUS and save the best one on validation."""
     settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if k in SETTINGS}
-    with Progress(
+    progress = Progress(
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
         TextColumn("loss {task.fields[loss]:.3f}  ppl {task.fields[ppl]:.2f}  {task.fields[rate]:,.0f} tok/s"),
-        TimeRemainingColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
         console=err,
         transient=True,
-    ) as progress:
-        bar = progress.add_task("train", total=None, epoch="", loss=0.0, ppl=0.0, rate=0.0)
+        disable=not err.is_terminal,  # a log file gets the epoch lines only
+    )
+    bar = progress.add_task("train", total=None, epoch="", loss=0.0, ppl=0.0, rate=0.0, eta="-")
 
-        def render(info: StepInfo | EpochInfo) -> None:
-            if isinstance(info, StepInfo):
-                done = (info.epoch - 1) * info.steps + info.step
-                progress.update(
-                    bar, completed=done, total=info.epochs * info.steps, epoch=f"{info.epoch}/{info.epochs}",
-                    loss=info.loss, ppl=info.perplexity, rate=info.tokens_per_s,
-                )
-                return
-            valid_text = "" if info.valid_loss is None else (
-                f"  valid {info.valid_loss:.3f} (ppl {info.valid_perplexity:.2f})"
+    def render(info: StepInfo | EpochInfo) -> None:
+        if isinstance(info, StepInfo):
+            progress.start()  # at the first step, so an early error leaves no empty bar behind
+            done = (info.epoch - 1) * info.steps + info.step
+            progress.update(
+                bar, completed=done, total=info.epochs * info.steps, epoch=f"{info.epoch}/{info.epochs}",
+                loss=info.loss, ppl=info.perplexity, rate=info.tokens_per_s,
+                eta=time.strftime("%H:%M:%S", time.gmtime(info.eta_s)),
             )
-            progress.console.print(
-                f"epoch {info.epoch}: train {info.train_loss:.3f}{valid_text}  "
-                f"{info.tokens_per_s:,.0f} tok/s  {info.elapsed_s:.1f}s" + ("  saved" if info.saved else "")
-            )
-            if json_out:
-                print(json.dumps(info.to_dict()), flush=True)
+            return
+        valid_text = "" if info.valid_loss is None else (
+            f"  valid {info.valid_loss:.3f} (ppl {info.valid_perplexity:.2f})"
+        )
+        progress.console.print(
+            f"epoch {info.epoch}: train {info.train_loss:.3f}{valid_text}  "
+            f"{info.tokens_per_s:,.0f} tok/s  {info.elapsed_s:.1f}s" + ("  saved" if info.saved else "")
+        )
+        if json_out:
+            print(json.dumps(info.to_dict()), flush=True)
 
+    try:
         result = run_training(corpus, model, valid=valid, encoding=encoding, on_progress=render, **settings)
+    finally:
+        progress.stop()
     best = "" if result.best_valid_loss is None else f" (best validation loss {result.best_valid_loss:.4f} nats/token)"
-    err.print(f"saved {result.path}{best}")
+    err.print(f"saved {result.path}{best}", markup=False)
 
 
 @app.command(epilog='Example: lm sample --chars 200 --temperature 0.8 --seed 1')
@@ -140,7 +148,7 @@ def sample(
 ) -> None:
     """Draw text from a model, printed as it is drawn."""
     if num < 1:
-        raise LMError(f"--num must be at least 1, not {num}")
+        raise ConfigError(f"--num must be at least 1, not {num}")
     ckpt = load(model)
     rng = np.random.default_rng(seed)
     for _ in range(num):
@@ -180,7 +188,7 @@ def score(
     table = Table("rank", "P(sentence)", "log P", "perplexity", "tokens", "unknown", "sentence")
     for i, s in enumerate(scores, 1):
         table.add_row(str(i), s.probability, f"{s.logprob:.2f}", f"{s.perplexity:.2f}", str(len(s.tokens)),
-                      str(s.unknown), s.text)
+                      str(s.unknown), Text(s.text))
     out.print(table)
     if per_token:
         for s in scores:
@@ -198,7 +206,7 @@ def evaluate(
 ) -> None:
     """Perplexity of a whole file, the state carried across lines (as published figures are computed)."""
     if batch_size < 1:
-        raise LMError(f"--batch-size must be at least 1, not {batch_size}")
+        raise ConfigError(f"--batch-size must be at least 1, not {batch_size}")
     ckpt = load(model)
     result = score_stream(ckpt.model, ckpt.tokenizer, read_text(file), batch_size)
     if json_out:
@@ -234,6 +242,9 @@ def main() -> None:
     except LMError as e:
         _fail(str(e), e.exit_code)
     except typer.TyperException as e:  # typer's own usage errors: bad or missing options
+        if type(e).__name__ == "NoArgsIsHelpError":  # plain `lm`: the help, as it is
+            print(e.format_message(), file=sys.stderr)
+            sys.exit(e.exit_code)
         _fail(e.format_message(), e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)

@@ -77,11 +77,11 @@ class TrainConfig:
     optimizer: str = field(default="adam", metadata={"choices": ("adam", "sgd")})
     lr: float | None = field(default=None, metadata={"above": 0})  # None: 2e-3 Adam, 1.0 SGD
     lr_decay: float = field(default=1.0, metadata={"above": 0})
-    decay_after: int = field(default=0, metadata={"min": 0})
+    decay_after: int = field(default=1, metadata={"min": 0})
     clip: float = field(default=5.0, metadata={"min": 0})  # global norm; 0 turns it off
     clip_value: float = field(default=0.0, metadata={"min": 0})  # per element; 0 turns it off
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "below": 1.0})
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0})
 
     def __post_init__(self):
         _check(self)
@@ -95,5 +95,6 @@ class TrainConfig:
         return 2e-3 if self.optimizer == "adam" else 1.0
 
     def lr_at(self, epoch: int) -> float:
-        """Learning rate of 1-based `epoch`: multiplied by lr_decay every epoch after decay_after."""
+        """Learning rate of 1-based `epoch`: multiplied by lr_decay for every epoch after the first
+        decay_after (Zaremba et al.'s small model: 1.0, halved each epoch after the 4th)."""
         return self.learning_rate * self.lr_decay ** max(0, epoch - self.decay_after)

@@ -33,15 +33,27 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     return text
 
 
+def inputs_for(ids: np.ndarray, start_id: int) -> np.ndarray:
+    """The inputs that predict `ids`: x<1> = start_id, then x<t> = y<t-1>. (N,) -> (N,) int32."""
+    x = np.empty(len(ids), dtype=np.int32)
+    x[:1] = start_id
+    x[1:] = ids[:-1]
+    return x
+
+
 def split_tail(ids: np.ndarray, fraction: float, eos_id: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out the last `fraction` of a stream for validation, starting at a sentence if it can."""
+    """Hold out the last `fraction` of a stream for validation, starting at a sentence where one
+    starts in the tail (else at the last sentence start before it, else mid-stream)."""
     if fraction <= 0:
         return ids, ids[:0]
-    cut = int(round(len(ids) * (1.0 - fraction)))
+    cut = max(1, int(round(len(ids) * (1.0 - fraction))))
     if eos_id is not None:
-        ends = np.flatnonzero(ids[cut - 1 :] == eos_id)
-        if len(ends):
-            cut += int(ends[0])
+        after = np.flatnonzero(ids[cut - 1 : -1] == eos_id)
+        before = np.flatnonzero(ids[: cut - 1] == eos_id)
+        if len(after):
+            cut += int(after[0])
+        elif len(before):
+            cut = int(before[-1]) + 1
     return ids[:cut], ids[cut:]
 
 
@@ -61,9 +73,9 @@ class Batches:
                 f"the corpus has {len(ids)} tokens, too few for --batch-size {batch_size}; "
                 f"use a smaller --batch-size or a longer corpus"
             )
-        stream = np.concatenate([np.array([start_id], dtype=np.int32), ids.astype(np.int32)])
-        self.x = np.ascontiguousarray(stream[: batch_size * n].reshape(batch_size, n).T)
-        self.y = np.ascontiguousarray(stream[1 : batch_size * n + 1].reshape(batch_size, n).T)
+        used = batch_size * n
+        self.x = np.ascontiguousarray(inputs_for(ids[:used], start_id).reshape(batch_size, n).T)
+        self.y = np.ascontiguousarray(ids[:used].astype(np.int32).reshape(batch_size, n).T)
         self.seq_len = seq_len
 
     def __len__(self) -> int:

@@ -14,7 +14,8 @@ def clip(grads: Params, max_norm: float | None, max_value: float | None) -> tupl
     """Clip in place: every element to [-max_value, max_value] (the notes' clipping by value),
     then the whole gradient to global norm max_norm. 0 or None turns either off.
 
-    Returns the norm before clipping and whether anything was clipped.
+    Returns the global norm before norm clipping (after any value clipping) and whether
+    anything was clipped.
     """
     clipped = False
     if max_value:

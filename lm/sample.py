@@ -12,11 +12,13 @@ from .ops import softmax
 from .tokenizer import Tokenizer
 
 DEFAULT_TOKENS = 200  # the limit when none is given
+TOKENS_PER_WORD_CAP = 100  # a word limit also stops here, for models that rarely draw a space
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Stop after `chars` characters, `words` whitespace-separated words or `tokens` tokens."""
+    """Stop after `chars` characters, `words` whitespace-separated words or `tokens` tokens,
+    whichever comes first; DEFAULT_TOKENS when none is given."""
 
     chars: int | None = None
     words: int | None = None
@@ -28,10 +30,21 @@ class Limits:
             if value is not None and value < 1:
                 raise ConfigError(f"--{name} must be at least 1, not {value}")
 
+    @property
+    def token_cap(self) -> int | None:
+        """Every token adds a character, so a chars limit always ends; a words limit may not."""
+        if self.tokens is not None:
+            return self.tokens
+        if self.words is not None and self.chars is None:
+            return self.words * TOKENS_PER_WORD_CAP
+        return DEFAULT_TOKENS if self.chars is None else None
 
-def _check(temperature: float) -> None:
+
+def _check(temperature: float, seed) -> None:
     if not np.isfinite(temperature) or temperature <= 0:
         raise ConfigError(f"--temperature must be a positive number, not {temperature}")
+    if isinstance(seed, int) and seed < 0:
+        raise ConfigError(f"--seed must be at least 0, not {seed}")
 
 
 def sample(
@@ -49,57 +62,49 @@ def sample(
 ) -> Iterator[str]:
     """Yield the pieces of one sampled sequence (the primer first), ready to print as they come.
 
-    seed: an int for repeatable text, or a np.random.Generator to continue drawing from.
-
-    no_unk draws from the softmax with <UNK> removed and the rest renormalised: the same
-    distribution as the notes' "reject <UNK> and draw again", without an unbounded loop.
+    The limits count the drawn text, not the primer. seed: an int for repeatable text, or a
+    np.random.Generator to continue drawing from. no_unk draws from the softmax with <UNK>
+    removed and the rest renormalised: the same distribution as the notes' "reject <UNK> and
+    draw again", without an unbounded loop.
     """
     limits = Limits(chars, words, tokens)
-    if limits == Limits():
-        limits = Limits(tokens=DEFAULT_TOKENS)
-    _check(temperature)
+    cap = limits.token_cap
+    _check(temperature, seed)
     rng = np.random.default_rng(seed)  # a Generator passes through, so -n draws continue one stream
     prime_ids = _prime_ids(tokenizer, prime)
     eos, unk = tokenizer.eos_id, tokenizer.unk_id
-    state = model.zero_state(1)
-    logits, state, _ = model.forward(np.array([[tokenizer.start_id, *prime_ids]], dtype=np.int32).T, state)
-    text = ""  # what has been drawn, primer excluded: the limits count only this
+    x = np.array([[tokenizer.start_id, *prime_ids]], dtype=np.int32).T
+    logits, state, _ = model.forward(x, model.zero_state(1))
     prev = None
-    n_tokens = n_words = 0
     for i in prime_ids:
-        piece = tokenizer.piece(prev, tokenizer.tokens[i])
+        yield tokenizer.piece(prev, tokenizer.tokens[i])
         prev = tokenizer.tokens[i]
-        yield piece
-    V = len(tokenizer)
-    while True:
+    n_tokens = n_chars = n_words = 0
+    after_space = True  # the drawn text is empty or ends in whitespace: a next word starts a new one
+    while cap is None or n_tokens < cap:
         z = logits[-1, 0].astype(np.float64)
         if no_unk and unk is not None:
             z[unk] = -np.inf
         if greedy:
             i = int(np.argmax(z))
-        else:
-            i = int(rng.choice(V, p=softmax(z / temperature)))
+        else:  # max subtracted before dividing: a tiny temperature gives -inf, never inf - inf
+            with np.errstate(over="ignore"):
+                i = int(rng.choice(len(z), p=softmax((z - z.max()) / temperature)))
         if i == eos:
             return
-        tok = tokenizer.tokens[i]
-        piece = tokenizer.piece(prev, tok)
+        prev, piece = tokenizer.tokens[i], tokenizer.piece(prev, tokenizer.tokens[i])
         n_tokens += 1
-        n_words += _starts_word(text, piece)
+        stripped = piece.lstrip()
+        n_words += bool(stripped) and (after_space or len(stripped) < len(piece))
+        after_space = piece[-1].isspace() if piece else after_space
         if limits.words is not None and n_words > limits.words:
             return
-        if limits.chars is not None and len(text) + len(piece) >= limits.chars:
-            yield piece[: limits.chars - len(text)]
+        if limits.chars is not None and n_chars + len(piece) >= limits.chars:
+            yield piece[: limits.chars - n_chars]
             return
+        n_chars += len(piece)
         yield piece
-        text, prev = text + piece, tok
-        if limits.tokens is not None and n_tokens >= limits.tokens:
-            return
         logits, state, _ = model.forward(np.array([[i]], dtype=np.int32), state)
-
-
-def _starts_word(text: str, piece: str) -> bool:
-    stripped = piece.lstrip()
-    return bool(stripped) and (not text or text[-1].isspace() or len(stripped) < len(piece))
 
 
 def _prime_ids(tokenizer: Tokenizer, prime: str) -> list[int]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import inputs_for
 from .errors import LMError
 from .model import Model
 from .ops import log_softmax
@@ -71,7 +72,7 @@ def score_sentence(model: Model, tokenizer: Tokenizer, text: str) -> SentenceSco
     if not text.strip() or not ids:
         raise LMError(f"nothing to score in {text!r}")
     y = np.asarray(ids, dtype=np.int32)
-    x = np.concatenate([[tokenizer.start_id], y[:-1]]).astype(np.int32)
+    x = inputs_for(y, tokenizer.start_id)
     logp, _ = logprobs(model, x[:, None], y[:, None], model.zero_state(1))
     return SentenceScore(text, [tokenizer.tokens[i] for i in ids], logp[:, 0].tolist(), unknown)
 
@@ -118,8 +119,7 @@ def stream_nats(model: Model, ids: np.ndarray, start_id: int, batch_size: int = 
     B = max(1, min(batch_size, N))
     n = -(-N // B)
     x = np.zeros(B * n, dtype=np.int32)
-    x[0] = start_id
-    x[1:N] = ids[:-1]
+    x[:N] = inputs_for(ids, start_id)
     y = np.full(B * n, -1, dtype=np.int32)
     y[:N] = ids
     xs, ys = x.reshape(B, n).T, y.reshape(B, n).T

@@ -30,7 +30,7 @@ WORD_PATTERN = regex.compile(
     r"|\p{N}+(?:[.,:]\p{N}+)*"
     r"|[^\s\p{L}\p{N}]"
 )
-NO_SPACE_BEFORE = regex.compile(r"^(?:[.,!?;:%)\]}»”…]+|'\p{L}*|’\p{L}*|n't)$")
+NO_SPACE_BEFORE = regex.compile(r"^(?:[.,!?;:%)\]}»”…]+|['’]\p{L}+|n't)$")
 NO_SPACE_AFTER = frozenset("([{«“¿¡$")
 
 
@@ -49,13 +49,12 @@ class Tokenizer:
 
     @classmethod
     def fit(cls, text: str, config: TokenizerConfig) -> "Tokenizer":
-        if config.lower:
-            text = text.lower()
         if config.tokenizer == "char":
-            lines = config.lines
-            chars = set(text) - {"\n"} if lines else set(text)
-            specials = [EOS] if lines else []
-            return cls("char", specials + sorted(chars), config.lower, lines)
+            if config.lower:
+                text = text.lower()
+            if config.lines:  # the same line breaks as encode: splitlines also splits at \r, \x0c, ...
+                return cls("char", [EOS] + sorted(set("".join(text.splitlines()))), config.lower, True)
+            return cls("char", sorted(set(text)), config.lower, False)
         probe = cls(config.tokenizer, [EOS, UNK], config.lower, True)
         counts = Counter(tok for line in text.splitlines() for tok in probe.split(line))
         for special in (EOS, *UNK_LITERALS):
@@ -100,7 +99,8 @@ class Tokenizer:
         out = []
         unknown = 0
         for tok in toks:
-            i = self.index.get(UNK if tok in UNK_LITERALS and unk is not None else tok)
+            # A literal "<EOS>" in the text is a word like any other, not the end of a sentence.
+            i = None if tok == EOS else self.index.get(UNK if tok in UNK_LITERALS and unk is not None else tok)
             if i is None or i == unk:
                 unknown += 1
                 if unk is None:
@@ -162,6 +162,10 @@ class Tokenizer:
             tok = cls(d["kind"], list(d["tokens"]), bool(d["lower"]), bool(d["lines"]))
         except (KeyError, TypeError) as e:
             raise LMError(f"the model's vocabulary is damaged ({e})") from None
-        if tok.kind not in ("char", "word", "whitespace") or len(tok.index) != len(tok.tokens):
+        if (
+            tok.kind not in ("char", "word", "whitespace")
+            or len(tok.index) != len(tok.tokens)
+            or not all(isinstance(t, str) for t in tok.tokens)
+        ):
             raise LMError("the model's vocabulary is damaged")
         return tok

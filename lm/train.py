@@ -71,10 +71,11 @@ class TrainResult:
 def split_settings(settings: dict) -> tuple[TokenizerConfig, dict, TrainConfig]:
     """Keyword settings (named as the CLI's flags) into the tokenizer, model and training configs."""
     groups: list[dict] = [{}, {}, {}]
-    owners = [TokenizerConfig, ModelConfig, TrainConfig]
+    names = [{f.name for f in fields(owner)} for owner in (TokenizerConfig, ModelConfig, TrainConfig)]
+    names[1].discard("vocab")  # set by the tokenizer, not by the user
     for key, value in settings.items():
-        for group, owner in zip(groups, owners):
-            if key in {f.name for f in fields(owner)} and key != "vocab":
+        for group, owned in zip(groups, names):
+            if key in owned:
                 group[key] = value
                 break
         else:
@@ -99,6 +100,7 @@ def train(
     `valid_fraction` of the corpus.
     """
     tok_cfg, model_settings, cfg = split_settings(settings)
+    checkpoint.check_writable(model_path)
     text = read_text(corpus, encoding)
     tokenizer = Tokenizer.fit(text, tok_cfg)
     ids, _ = tokenizer.encode(text)
@@ -107,6 +109,10 @@ def train(
         valid_ids, _ = tokenizer.encode(read_text(valid, encoding))
     else:
         train_ids, valid_ids = split_tail(ids, cfg.valid_fraction, tokenizer.eos_id)
+    if (valid is not None or cfg.valid_fraction > 0) and not len(valid_ids):
+        source = valid if valid is not None else "the held-out tail"
+        raise LMError(f"no validation text: {source} has no tokens the model knows; "
+                      f"give another --valid, or --valid-fraction 0 to train without validation")
     batches = Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len)
     model = Model.init(ModelConfig(vocab=len(tokenizer), **model_settings), np.random.default_rng(cfg.seed))
     meta = {
