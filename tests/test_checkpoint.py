@@ -191,3 +191,37 @@ def test_save_to_a_bare_file_name_in_the_current_directory(tmp_path, monkeypatch
     assert lm.load("relative.npz").meta["note"] == "hello"
     assert os.listdir(tmp_path) == ["relative.npz"]
 
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"version": 0}, {"version": "1"}, {"model": {"vocab": 10**5, "hidden": 10**6, "embed": 4}}],
+    ids=["version-0", "version-string", "huge-claimed-sizes"],
+)
+def test_load_refuses_damaged_metadata_without_building_it(saved, change):
+    _rewrite_meta(saved, **change)
+    with pytest.raises(lm.LMError, match="damaged"):
+        lm.load(saved)
+
+
+def test_load_refuses_a_vocabulary_of_non_strings(saved):
+    tok = json.loads(np.load(saved)["__meta__"].tobytes())["tokenizer"]
+    _rewrite_meta(saved, tokenizer={**tok, "tokens": list(range(len(tok["tokens"])))})
+    with pytest.raises(lm.LMError, match="vocabulary"):
+        lm.load(saved)
+
+
+def test_saved_file_follows_the_umask_not_mkstemps_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        checkpoint.save(tmp_path / "m.npz", make_checkpoint())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_unwritable_model_paths_are_refused_before_training(tmp_path):
+    (tmp_path / "adir").mkdir()
+    for bad, fragment in ((tmp_path / "adir", "is a directory"), (tmp_path / "none" / "m.npz", "no directory")):
+        with pytest.raises(lm.LMError, match=fragment):
+            checkpoint.check_writable(bad)

@@ -239,3 +239,15 @@ def test_sample_bad_flags(tmp_path, char_model, flags, flag):
     result = run_lm("sample", "-m", char_model, *flags, cwd=tmp_path)
     assert_one_line_error(result, flag, code=2)
     assert result.stdout.strip() == ""
+
+
+def test_score_prints_sentences_literally_even_with_markup_brackets(tmp_path, char_model):
+    result = run_lm("score", "-m", char_model, "a [/] b", "x [bold]y", cwd=tmp_path)
+    assert_ok(result)
+    assert "a [/] b" in result.stdout and "x [bold]y" in result.stdout
+
+
+def test_unwritable_model_path_fails_before_training(tmp_path, corpus):
+    result = run_lm("train", corpus.name, "-m", "missing/m.npz", *TINY_FLAGS, cwd=tmp_path)
+    assert_one_line_error(result, "no directory", code=1)
+    assert "epoch" not in result.stderr

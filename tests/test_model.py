@@ -7,7 +7,7 @@ import pytest
 
 import lm
 from lm import optim
-from lm.config import ModelConfig, TokenizerConfig
+from lm.config import ModelConfig, TokenizerConfig, TrainConfig
 from lm.data import Batches, split_tail
 from lm.model import Model
 from lm.ops import softmax
@@ -248,3 +248,35 @@ def test_a_tiny_corpus_is_learned_almost_perfectly(tmp_path, cell):
     assert score_stream(ckpt.model, ckpt.tokenizer, corpus.read_text()).loss < 0.05
     text = "".join(sample(ckpt.model, ckpt.tokenizer, prime="the ", chars=26, greedy=True))
     assert text == "the cat sat. the cat sat. the "
+
+
+def test_a_words_limit_ends_even_if_the_model_never_draws_a_space():
+    tok = Tokenizer.fit("ab b\n", TokenizerConfig(tokenizer="char"))
+    model = _model("rnn", V=len(tok), layers=1)
+    model.params["Wya"][:] = 0
+    model.params["by"][:] = [0.0 if t in "ab" else -100.0 for t in tok.tokens]
+    text = "".join(sample(model, tok, words=3, seed=1))
+    assert set(text) <= {"a", "b"} and len(text) == 3 * 100
+
+
+def test_a_tiny_temperature_is_almost_greedy():
+    model, tok = _lines_model({"a": 1.0, "<EOS>": -50.0})
+    assert "".join(sample(model, tok, tokens=5, temperature=1e-300, seed=1)) == "aaaaa"
+
+
+def test_validation_tail_is_never_empty_and_a_useless_valid_file_is_refused(tmp_path):
+    one_line = np.array([5, 6, 7, 8, 9, 0], dtype=np.int32)  # a single sentence
+    train, valid = split_tail(one_line, 0.5, eos_id=0)
+    assert len(train) and len(valid)
+    corpus, valid_file = tmp_path / "c.txt", tmp_path / "v.txt"
+    corpus.write_text("abab" * 50)
+    valid_file.write_text("zzzz")
+    with pytest.raises(lm.LMError, match="no validation text"):
+        lm.train(corpus, tmp_path / "m.npz", valid=valid_file, hidden=4, embed=2, batch_size=2)
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig(optimizer="sgd", lr=1.0, lr_decay=0.5, decay_after=4)
+    assert [cfg.lr_at(e) for e in range(1, 8)] == [1, 1, 1, 1, 0.5, 0.25, 0.125]
+    default = TrainConfig(lr_decay=0.5)
+    assert default.lr_at(1) == default.learning_rate == 2e-3 and default.lr_at(2) == 1e-3
