@@ -24,7 +24,7 @@ from .checkpoint import load
 from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
 from .data import read_text
 from .errors import ConfigError, LMError
-from .sample import sample as draw
+from .sample import generator, sample as draw
 from .score import rank, score_sentence, score_stream
 from .train import EpochInfo, StepInfo, train as run_training
 
@@ -150,7 +150,7 @@ def sample(
     if num < 1:
         raise ConfigError(f"--num must be at least 1, not {num}")
     ckpt = load(model)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     for _ in range(num):
         pieces = draw(
             ckpt.model, ckpt.tokenizer, chars=chars, words=words, tokens=tokens, temperature=temperature,

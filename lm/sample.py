@@ -40,11 +40,11 @@ class Limits:
         return DEFAULT_TOKENS if self.chars is None else None
 
 
-def _check(temperature: float, seed) -> None:
-    if not np.isfinite(temperature) or temperature <= 0:
-        raise ConfigError(f"--temperature must be a positive number, not {temperature}")
-    if isinstance(seed, int) and seed < 0:
+def generator(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """The random stream draws come from; a Generator passes through, so -n draws continue one."""
+    if isinstance(seed, (int, np.integer)) and seed < 0:
         raise ConfigError(f"--seed must be at least 0, not {seed}")
+    return np.random.default_rng(seed)
 
 
 def sample(
@@ -69,8 +69,9 @@ def sample(
     """
     limits = Limits(chars, words, tokens)
     cap = limits.token_cap
-    _check(temperature, seed)
-    rng = np.random.default_rng(seed)  # a Generator passes through, so -n draws continue one stream
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise ConfigError(f"--temperature must be a positive number, not {temperature}")
+    rng = generator(seed)
     prime_ids = _prime_ids(tokenizer, prime)
     eos, unk = tokenizer.eos_id, tokenizer.unk_id
     x = np.array([[tokenizer.start_id, *prime_ids]], dtype=np.int32).T

@@ -251,3 +251,7 @@ def test_unwritable_model_path_fails_before_training(tmp_path, corpus):
     result = run_lm("train", corpus.name, "-m", "missing/m.npz", *TINY_FLAGS, cwd=tmp_path)
     assert_one_line_error(result, "no directory", code=1)
     assert "epoch" not in result.stderr
+
+
+def test_sample_negative_seed_is_a_usage_error(tmp_path, char_model):
+    assert_one_line_error(run_lm("sample", "-m", char_model, "--seed", "-1", cwd=tmp_path), "--seed", code=2)
