@@ -24,7 +24,7 @@ from .checkpoint import load
 from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
 from .data import read_text
 from .errors import ConfigError, LMError
-from .sample import generator, sample as draw
+from .sample import sample as draw, sample_many
 from .score import rank, score_sentence, score_stream
 from .train import EpochInfo, StepInfo, train as run_training
 
@@ -150,19 +150,20 @@ def sample(
     if num < 1:
         raise ConfigError(f"--num must be at least 1, not {num}")
     ckpt = load(model)
-    rng = generator(seed)
-    for _ in range(num):
-        pieces = draw(
-            ckpt.model, ckpt.tokenizer, chars=chars, words=words, tokens=tokens, temperature=temperature,
-            prime=prime, seed=rng, no_unk=no_unk, greedy=greedy,
-        )
-        if json_out:
-            print(json.dumps({"text": "".join(pieces)}), flush=True)
-            continue
-        for piece in pieces:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
+    settings = dict(chars=chars, words=words, tokens=tokens, temperature=temperature, prime=prime, seed=seed,
+                    no_unk=no_unk, greedy=greedy)
+    if num > 1:  # drawn side by side as one batch, printed when all are complete
+        for text in sample_many(ckpt.model, ckpt.tokenizer, num, **settings):
+            print(json.dumps({"text": text}) if json_out else text, flush=True)
+        return
+    pieces = draw(ckpt.model, ckpt.tokenizer, **settings)
+    if json_out:
+        print(json.dumps({"text": "".join(pieces)}), flush=True)
+        return
+    for piece in pieces:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
 
 
 @app.command(epilog='Example: lm score "the apple and pear salad" "the apple and pair salad"')

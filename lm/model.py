@@ -8,6 +8,11 @@ Parameters (one flat dict, the checkpoint's array names):
     Wya          (H, V)       ŷ<t> = softmax(Wya a<t> + by), a<t> from the top layer
     by           (V,)
 Input ids of -1 stand for the zero vector (x<1> = 0 in the notes).
+
+All parameters are views into one flat array, and so are their gradients: clipping and the
+optimizer's update are then a few whole-array operations instead of a loop over arrays, and
+Wya and by sit next to each other as one (H+1, V) block, so the output layer is one matrix
+multiply of [a<t>, 1] with the bias included, forward and backward.
 """
 
 from dataclasses import asdict
@@ -15,9 +20,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cells import CELLS
+from .cells import CELLS, Embedded
 from .config import ModelConfig
-from .ops import softmax_cross_entropy
+from .ops import add_rows, softmax_cross_entropy
 
 Params = dict[str, np.ndarray]
 State = list[tuple[np.ndarray, ...]]
@@ -26,16 +31,45 @@ State = list[tuple[np.ndarray, ...]]
 class Cache(NamedTuple):
     ids: np.ndarray  # (T, B) inputs
     layers: list  # one cell cache per layer
-    a_top: np.ndarray  # (T, B, H)
+    a1: np.ndarray  # (T*B, H+1), the top layer's a<t> and a column of ones
 
 
 class Model:
-    """A configuration and its parameters; forward and backward are pure functions of both."""
+    """A configuration and its parameters; forward and backward are functions of both.
+
+    params: name -> array, views into `flat`. `grads` has the same names, views into `grad`,
+    and holds the gradients of the last `backward` until the next one.
+    """
 
     def __init__(self, config: ModelConfig, params: Params):
         self.config = config
-        self.params = params
         self.cell = CELLS[config.cell]
+        names = ["Wax", *sorted(k for k in params if k.startswith("layers.")), "Wya", "by"]
+        dtype = params["Wya"].dtype
+        self.flat = np.concatenate([np.asarray(params[k], dtype).ravel() for k in names])
+        self.params = self._views(self.flat, names, params)
+        self.grad = np.zeros_like(self.flat)
+        self.grads = self._views(self.grad, names, params)
+        self._layers = [self._layer(self.params, layer) for layer in range(config.layers)]
+        self._layer_grads = [self._layer(self.grads, layer) for layer in range(config.layers)]
+        H, V = config.hidden, config.vocab
+        self._out = self.flat[-(H + 1) * V :].reshape(H + 1, V)  # [Wya; by]
+        self._dout = self.grad[-(H + 1) * V :].reshape(H + 1, V)
+
+    @staticmethod
+    def _views(flat: np.ndarray, names: list[str], shapes: Params) -> Params:
+        views, offset = {}, 0
+        for name in names:
+            shape = np.shape(shapes[name])
+            size = int(np.prod(shape))
+            views[name] = flat[offset : offset + size].reshape(shape)
+            offset += size
+        return views
+
+    @staticmethod
+    def _layer(arrays: Params, layer: int) -> Params:
+        prefix = f"layers.{layer}."
+        return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
     @classmethod
     def init(cls, config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> "Model":
@@ -55,17 +89,13 @@ class Model:
 
     @property
     def dtype(self):
-        return self.params["Wya"].dtype
+        return self.flat.dtype
 
     def num_params(self) -> int:
-        return sum(v.size for v in self.params.values())
+        return self.flat.size
 
     def config_dict(self) -> dict:
         return asdict(self.config)
-
-    def _layer(self, layer: int) -> Params:
-        prefix = f"layers.{layer}."
-        return {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)}
 
     def zero_state(self, batch: int) -> State:
         """a<0> = 0 (and c<0> = 0) for every layer: a list of per-layer state tuples of (B, H)."""
@@ -79,51 +109,57 @@ class Model:
         """ids (T, B) -> logits (T, B, V), the state after step T, and the cache for backward."""
         T, B = ids.shape
         Wax = self.params["Wax"]
-        x = Wax[ids]  # (T, B, E): W_ax times one-hot x<t>, as a row lookup
-        zero = ids < 0
-        if zero.any():
-            x[zero] = 0.0
+        if Embedded.worth_it(ids, Wax):
+            x = Embedded(ids, Wax)
+        else:
+            x = Wax[ids]  # (T, B, E): W_ax times one-hot x<t>, as a row lookup
+            zero = ids < 0
+            if zero.any():
+                x[zero] = 0.0
         caches, new_state = [], []
-        for layer in range(self.config.layers):
-            x, s, cache = self.cell.forward(self._layer(layer), x, state[layer])
+        for p, s in zip(self._layers, state):
+            x, s, cache = self.cell.forward(p, x, s)
             caches.append(cache)
             new_state.append(s)
-        H = x.shape[2]
-        logits = x.reshape(T * B, H) @ self.params["Wya"]
-        logits += self.params["by"]
-        return logits.reshape(T, B, -1), new_state, Cache(ids, caches, x)
+        H = self.config.hidden
+        a1 = np.empty((T * B, H + 1), dtype=x.dtype)
+        a1[:, :H] = x.reshape(T * B, H)
+        a1[:, H] = 1.0
+        logits = a1 @ self._out  # Wya a<t> + by
+        return logits.reshape(T, B, -1), new_state, Cache(ids, caches, a1)
 
     def backward(self, cache: Cache, dlogits: np.ndarray, dstate: State | None = None) -> tuple[Params, State]:
-        """dL/dlogits (T, B, V) -> gradients of every parameter, and dL/d(initial state).
+        """dL/dlogits (T, B, V) -> gradients of every parameter (self.grads), and dL/d(initial state).
 
         dstate is the gradient reaching the final state from later steps; truncated BPTT
         passes None (zeros).
         """
-        ids, caches, a_top = cache
+        ids, caches, a1 = cache
         T, B, V = dlogits.shape
-        H = a_top.shape[2]
+        H = self.config.hidden
         d2 = dlogits.reshape(T * B, V)
-        grads = {"Wya": a_top.reshape(T * B, H).T @ d2, "by": d2.sum(axis=0)}
+        np.matmul(a1.T, d2, out=self._dout)  # dWya and dby
         dx = (d2 @ self.params["Wya"].T).reshape(T, B, H)
         if dstate is None:
             dstate = [tuple(np.zeros_like(s) for s in layer) for layer in self.zero_state(B)]
         dstate0 = [None] * self.config.layers
         for layer in range(self.config.layers - 1, -1, -1):
-            dx, g, dstate0[layer] = self.cell.backward(self._layer(layer), caches[layer], dx, dstate[layer])
-            grads.update({f"layers.{layer}.{k}": v for k, v in g.items()})
-        keep = ids >= 0
-        dWax = np.zeros_like(self.params["Wax"])
-        np.add.at(dWax, ids[keep], dx[keep])
-        grads["Wax"] = dWax
-        return grads, dstate0
+            dx, dstate0[layer] = self.cell.backward(
+                self._layers[layer], caches[layer], dx, dstate[layer], self._layer_grads[layer]
+            )
+        dWax = self.grads["Wax"]
+        if isinstance(caches[0].x, Embedded):
+            dWax[:] = dx
+        else:
+            dWax.fill(0.0)
+            add_rows(dWax, ids.reshape(-1), dx.reshape(T * B, -1))
+        return self.grads, dstate0
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, state: State, scale: float = 1.0):
-        """Summed cross-entropy L = Σ_t L<t> of targets y (T, B), the gradients of scale * L,
-        and the state to carry into the next window."""
+        """Summed cross-entropy L = Σ_t L<t> of targets y (T, B), the gradients of scale * L
+        (self.grads), and the state to carry into the next window."""
         T, B = x.shape
         logits, state, cache = self.forward(x, state)
-        loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, -1), y.reshape(-1))
-        if scale != 1.0:
-            dlogits *= scale
+        loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, -1), y.reshape(-1), scale)
         grads, _ = self.backward(cache, dlogits.reshape(T, B, -1))
         return loss, grads, state

@@ -8,7 +8,7 @@ import numpy as np
 from .data import inputs_for
 from .errors import LMError
 from .model import Model
-from .ops import log_softmax
+from .ops import target_logprobs
 from .tokenizer import Tokenizer
 
 
@@ -60,8 +60,8 @@ def logprobs(model: Model, x: np.ndarray, y: np.ndarray, state) -> tuple[np.ndar
     """log P(y<t> | inputs so far) for a window: x, y (T, B) -> (T, B) float64, 0 where y < 0
     (padding); and the state after the window."""
     logits, state, _ = model.forward(x, state)
-    logp = log_softmax(logits)
-    picked = np.take_along_axis(logp, np.maximum(y, 0)[..., None], axis=2)[..., 0].astype(np.float64)
+    T, B, V = logits.shape
+    picked = target_logprobs(logits.reshape(T * B, V), np.maximum(y, 0).reshape(-1)).reshape(T, B)
     picked[y < 0] = 0.0
     return picked, state
 

@@ -124,8 +124,34 @@ def train(
     return _fit(model, tokenizer, batches, valid_ids, cfg, Path(model_path), meta, on_progress or (lambda _: None))
 
 
+class Trainer:
+    """One step of truncated BPTT at a time: forward, backward, clip, update, carry the state.
+
+    `train` runs it over epochs; the benchmarks time it as it is.
+    """
+
+    def __init__(self, model: Model, cfg: TrainConfig):
+        self.model, self.cfg = model, cfg
+        self.opt = optim.make(cfg.optimizer, model.flat.size, model.dtype)
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """a<0> = 0 for every stream, at the start of each epoch."""
+        self.state = self.model.zero_state(self.cfg.batch_size)
+
+    def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float, bool]:
+        """Inputs and targets (T, B) -> the summed loss, the gradient norm and whether it was clipped."""
+        model = self.model
+        loss, _, self.state = model.loss_and_grads(x, y, self.state, scale=1.0 / self.cfg.batch_size)
+        if not math.isfinite(loss):
+            return loss, math.nan, False
+        norm, scale, clipped = optim.clip(model.grad, self.cfg.clip, self.cfg.clip_value)
+        self.opt.step(model.flat, model.grad, lr, scale)
+        return loss, norm, clipped
+
+
 def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> TrainResult:
-    opt = optim.make(cfg.optimizer, model.params)
+    trainer = Trainer(model, cfg)
     B = cfg.batch_size
     steps = len(batches)
     history: list[EpochInfo] = []
@@ -136,19 +162,17 @@ def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> Train
     stopped_early = False
     for epoch in range(1, cfg.epochs + 1):
         lr = cfg.lr_at(epoch)
-        state = model.zero_state(B)
+        trainer.reset_state()
         nats = 0.0
         tokens = 0
         epoch_start = time.perf_counter()
         for step, (x, y) in enumerate(batches, 1):
-            loss, grads, state = model.loss_and_grads(x, y, state, scale=1.0 / B)
+            loss, norm, clipped = trainer.step(x, y, lr)
             if not math.isfinite(loss):
                 raise LMError(
                     f"training diverged (loss is {loss} at epoch {epoch}, step {step}); "
                     f"try a lower --lr or a smaller --clip"
                 )
-            norm, clipped = optim.clip(grads, cfg.clip, cfg.clip_value)
-            opt.step(model.params, grads, lr)
             nats += loss
             tokens += y.size
             total_steps += 1

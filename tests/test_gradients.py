@@ -8,15 +8,18 @@ from lm.config import ModelConfig
 from lm.model import Model
 from lm.ops import softmax_cross_entropy
 
+# V 7 < T x B = 12 positions: the first layer projects the embedding table (character models);
+# V 13: it projects the embedded inputs (word models). Both paths are checked.
 CASES = [
-    (cell, layers, peephole)
+    (cell, layers, peephole, V)
     for cell in ("rnn", "gru", "lstm")
     for layers in (1, 2)
     for peephole in ((False, True) if cell == "lstm" else (False,))
+    for V in (7, 13)
 ]
 
 
-def _setup(cell, layers, peephole, T=4, B=3, V=7):
+def _setup(cell, layers, peephole, V=7, T=4, B=3):
     rng = np.random.default_rng(0)
     cfg = ModelConfig(vocab=V, cell=cell, layers=layers, hidden=5, embed=4, peephole=peephole)
     model = Model.init(cfg, rng, dtype=np.float64)
@@ -56,9 +59,9 @@ def _rel_error(a, b):
     return np.abs(a - b).max() / max(1e-8, np.abs(a).max() + np.abs(b).max())
 
 
-@pytest.mark.parametrize("cell,layers,peephole", CASES)
-def test_gradients_match_central_differences(cell, layers, peephole):
-    model, x, y, state, wstate = _setup(cell, layers, peephole)
+@pytest.mark.parametrize("cell,layers,peephole,V", CASES)
+def test_gradients_match_central_differences(cell, layers, peephole, V):
+    model, x, y, state, wstate = _setup(cell, layers, peephole, V)
     T, B = x.shape
     logits, _, cache = model.forward(x, state)
     _, dlogits = softmax_cross_entropy(logits.reshape(T * B, -1), y.reshape(-1))
@@ -87,3 +90,15 @@ def test_gradient_check_catches_a_wrong_gradient():
     grads["layers.0.W"][0, 0] *= 1.01
     numeric = _numeric(lambda: _loss(model, x, y, state, wstate), model.params["layers.0.W"])
     assert _rel_error(grads["layers.0.W"], numeric) > 1e-6
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits():
+    """Logits far beyond exp's float32 range give the same loss and gradient as shifted ones."""
+    rng = np.random.default_rng(3)
+    small = rng.normal(size=(5, 9)).astype(np.float32)
+    y = rng.integers(0, 9, 5)
+    loss, grad = softmax_cross_entropy(small.copy(), y, scale=0.5)
+    for shift in (1000.0, -1000.0):
+        big_loss, big_grad = softmax_cross_entropy(small + np.float32(shift), y, scale=0.5)
+        assert np.isfinite(big_loss) and big_loss == pytest.approx(loss, rel=1e-4)
+        np.testing.assert_allclose(big_grad, grad, atol=1e-4)

@@ -11,7 +11,7 @@ from lm.config import ModelConfig, TokenizerConfig, TrainConfig
 from lm.data import Batches, split_tail
 from lm.model import Model
 from lm.ops import softmax
-from lm.sample import sample
+from lm.sample import choice, sample, sample_many
 from lm.score import logprobs, rank, score_sentence, score_stream, stream_nats
 from lm.tokenizer import Tokenizer
 
@@ -84,15 +84,45 @@ def test_validation_tail_starts_at_a_sentence():
 
 
 def test_clipping_by_norm_and_by_value():
-    grads = {"a": np.array([3.0, 4.0]), "b": np.array([0.0])}
-    norm, clipped = optim.clip(grads, max_norm=1.0, max_value=0)
-    assert norm == pytest.approx(5.0) and clipped
-    assert optim.global_norm(grads) == pytest.approx(1.0)
-    grads = {"a": np.array([3.0, -4.0, 0.5])}
-    _, clipped = optim.clip(grads, max_norm=0, max_value=1.0)
-    assert clipped and grads["a"].tolist() == [1.0, -1.0, 0.5]
-    grads = {"a": np.array([0.3])}
-    assert optim.clip(grads, 5.0, 1.0) == (pytest.approx(0.3), False)
+    grad = np.array([3.0, 4.0, 0.0])
+    norm, scale, clipped = optim.clip(grad, max_norm=1.0, max_value=0)
+    assert norm == pytest.approx(5.0) and clipped and scale == pytest.approx(0.2)
+    assert optim.global_norm(grad * scale) == pytest.approx(1.0)
+    grad = np.array([3.0, -4.0, 0.5])
+    _, scale, clipped = optim.clip(grad, max_norm=0, max_value=1.0)
+    assert clipped and scale == 1.0 and grad.tolist() == [1.0, -1.0, 0.5]
+    assert optim.clip(np.array([0.3]), 5.0, 1.0) == (pytest.approx(0.3), 1.0, False)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_optimizers_fold_the_clipping_factor_into_the_step(name):
+    """Stepping with scale s is stepping with the gradient times s, for both optimizers."""
+    rng = np.random.default_rng(0)
+    theta, grad = rng.normal(size=50), rng.normal(size=50)
+    folded, scaled = theta.copy(), theta.copy()
+    a, b = optim.make(name, 50, np.float64), optim.make(name, 50, np.float64)
+    for _ in range(3):
+        a.step(folded, grad.copy(), 0.1, scale=0.25)
+        b.step(scaled, grad * 0.25, 0.1)
+    np.testing.assert_allclose(folded, scaled, rtol=1e-12)
+    assert not np.allclose(folded, theta)
+
+
+def test_adam_matches_its_definition():
+    """Kingma & Ba's Algorithm 1, written out, against ours over a few steps (with ε = 0, where
+    the paper's Algorithm 1 and its faster form, which we use, agree exactly)."""
+    rng = np.random.default_rng(1)
+    theta = rng.normal(size=20)
+    ours, ref = theta.copy(), theta.copy()
+    adam = optim.Adam(20, np.float64, eps=0.0)
+    m = v = np.zeros(20)
+    for t in range(1, 5):
+        g = rng.normal(size=20)
+        adam.step(ours, g.copy(), 0.01)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        ref -= 0.01 * (m / (1 - 0.9**t)) / np.sqrt(v / (1 - 0.999**t))
+    np.testing.assert_allclose(ours, ref, rtol=1e-10)
 
 
 # A small word corpus whose sentences the model can learn by heart.
@@ -280,3 +310,36 @@ def test_learning_rate_schedule():
     assert [cfg.lr_at(e) for e in range(1, 8)] == [1, 1, 1, 1, 0.5, 0.25, 0.125]
     default = TrainConfig(lr_decay=0.5)
     assert default.lr_at(1) == default.learning_rate == 2e-3 and default.lr_at(2) == 1e-3
+
+
+def test_choice_draws_what_numpy_choice_draws():
+    """Our row-wise draw is Generator.choice's algorithm: one row, same seed, same draws."""
+    p = np.random.default_rng(0).dirichlet(np.full(30, 0.3), size=200)
+    ours, theirs = np.random.default_rng(7), np.random.default_rng(7)
+    for row in p:
+        assert choice(ours, row[None, :])[0] == theirs.choice(30, p=row)
+
+
+def test_choice_rows_follow_their_own_distributions():
+    p = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]])
+    draws = np.stack([choice(np.random.default_rng(s), p) for s in range(400)])
+    assert (draws[:, 0] == 1).all()
+    assert set(draws[:, 1]) == {0, 2} and 150 < (draws[:, 1] == 0).sum() < 250
+
+
+def test_sample_many_draws_side_by_side_within_the_limits():
+    tok = Tokenizer.fit("ab cd\n", TokenizerConfig(tokenizer="char"))
+    model = _model("lstm", V=len(tok), layers=2)
+    texts = sample_many(model, tok, 8, chars=23, seed=3)
+    assert len(texts) == 8 and all(len(t) == 23 for t in texts)
+    assert len(set(texts)) > 1  # each row draws its own sequence
+    assert sample_many(model, tok, 8, chars=23, seed=3) == texts
+    one = sample_many(model, tok, 1, tokens=30, seed=11)[0]
+    assert one == "".join(sample(model, tok, tokens=30, seed=11))  # one row is the streaming sampler
+    primed = sample_many(model, tok, 3, prime="ab", tokens=5, seed=1)
+    assert all(t.startswith("ab") and len(t) == 7 for t in primed)
+    eos_model, eos_tok = _lines_model({"<EOS>": 1.0})
+    lengths = {len(t) for t in sample_many(eos_model, eos_tok, 40, seed=2)}
+    assert 0 in lengths and len(lengths) > 2  # each row stops at its own <EOS>
+    with pytest.raises(lm.ConfigError, match="--num"):
+        sample_many(model, tok, 0)
