@@ -1,7 +1,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install dev demo test
+.PHONY: install dev demo test bench
 
 install:
 	$(PIP) -e .
@@ -18,3 +18,8 @@ demo: install
 # The README's second command, and what .ci/run calls.
 test: dev
 	$(PYTHON) -m pytest
+
+# lm against PyTorch on the same models and threads (needs ../shared/corpora; about 8 minutes).
+bench:
+	$(PIP) -e '.[bench]'
+	$(PYTHON) bench/run.py

@@ -13,13 +13,14 @@ multiplied step by step.
 
 Speed, since the time loop is Python: a step does as few NumPy calls as it can. Gates use
 σ(z) = (1 + tanh(z/2)) / 2 with the 1/2 folded into a scaled copy of W, so one tanh call
-covers every gate and the candidate. Backward first computes, for all T at once, every factor
-that does not depend on the gradient flowing back in time; the loop then only multiplies.
+covers every gate and the candidate.
 
 State is a tuple: (a,) for the RNN, (c,) for the GRU (where a = c), (a, c) for the LSTM,
 so nothing outside this module special-cases a cell.
 
-forward(p, x, state) -> (a, state_T, cache): the outputs a<1..T> and the last state.
+prepare(p) -> q: the weights as forward uses them (made once per window, or once for all the
+tokens of a sampling run).
+forward(q, x, state) -> (a, state_T, cache): the outputs a<1..T> and the last state.
 backward(p, cache, da, dstate_T, grads) -> (dx, dstate_0): da is dL/da<1..T> from above,
 dstate_T the gradient reaching the last state from the next window (zeros in truncated BPTT);
 the parameter gradients are written into `grads` (arrays shaped like p).
@@ -33,12 +34,15 @@ State = tuple[np.ndarray, ...]
 Params = dict[str, np.ndarray]
 
 
-def _scaled(p: Params, gate_columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """W and b with the gate columns halved, so tanh of the product is 2σ(z) - 1."""
+def _scaled(p: Params, gate_columns: int) -> Params:
+    """W and b with the gate columns halved, so tanh of the product is 2σ(z) - 1; peepholes too."""
     W, b = p["W"].copy(), p["b"].copy()
     W[:, :gate_columns] *= 0.5
     b[:gate_columns] *= 0.5
-    return W, b
+    q = {"W": W, "b": b}
+    if "p" in p:
+        q["p"] = 0.5 * p["p"]
+    return q
 
 
 class Embedded(NamedTuple):
@@ -141,10 +145,14 @@ class RNN:
         return {"W": rng.uniform(-s, s, (H + E, H)), "b": np.zeros(H)}
 
     @staticmethod
-    def forward(p: Params, x: np.ndarray, state: State):
-        H = p["b"].shape[0]
-        Wa_a = p["W"][:H]
-        zx = _input_part(p["W"], p["b"], x, H)
+    def prepare(p: Params) -> Params:
+        return p
+
+    @staticmethod
+    def forward(q: Params, x: np.ndarray, state: State):
+        H = q["b"].shape[0]
+        Wa_a = q["W"][:H]
+        zx = _input_part(q["W"], q["b"], x, H)
         T, B, _ = zx.shape
         a = np.empty((T + 1, B, H), dtype=zx.dtype)
         a[0] = state[0]
@@ -195,9 +203,13 @@ class GRU:
         return {"W": rng.uniform(-s, s, (H + E, 3 * H)), "b": np.zeros(3 * H)}
 
     @staticmethod
-    def forward(p: Params, x: np.ndarray, state: State):
-        H = p["b"].shape[0] // 3
-        W, b = _scaled(p, 2 * H)
+    def prepare(p: Params) -> Params:
+        return _scaled(p, 2 * p["b"].shape[0] // 3)
+
+    @staticmethod
+    def forward(q: Params, x: np.ndarray, state: State):
+        H = q["b"].shape[0] // 3
+        W, b = q["W"], q["b"]
         Wur_a, Wc_a = W[:H, : 2 * H], W[:H, 2 * H :]
         zx = _input_part(W, b, x, H)
         T, B, _ = zx.shape
@@ -290,11 +302,15 @@ class LSTM:
         return p
 
     @staticmethod
-    def forward(p: Params, x: np.ndarray, state: State):
-        H = p["b"].shape[0] // 4
-        W, b = _scaled(p, 3 * H)
+    def prepare(p: Params) -> Params:
+        return _scaled(p, 3 * p["b"].shape[0] // 4)
+
+    @staticmethod
+    def forward(q: Params, x: np.ndarray, state: State):
+        H = q["b"].shape[0] // 4
+        W, b = q["W"], q["b"]
         W_a = W[:H]
-        peep = None if "p" not in p else 0.5 * p["p"].reshape(3, H)
+        peep = None if "p" not in q else q["p"].reshape(3, H)
         zx = _input_part(W, b, x, H)
         T, B, _ = zx.shape
         a = np.empty((T + 1, B, H), dtype=zx.dtype)
@@ -323,35 +339,21 @@ class LSTM:
         x, a, c, Z, tanh_c = cache
         T, B, H = da.shape
         peep = p.get("p")
-        G, c_tilde = Z[:, :, : 3 * H], Z[:, :, 3 * H :]
-        Gu, Gf, Go = G[:, :, :H], G[:, :, H : 2 * H], G[:, :, 2 * H :]
-        # dz = [dc * K_u | dc * K_f | da * K_o | dc * K_c]: the factors of every step at once.
-        K = np.empty((T, B, 4 * H), dtype=da.dtype)
-        np.subtract(1.0, G, out=K[:, :, : 3 * H])
-        K[:, :, : 3 * H] *= G  # σ' = Γ (1 - Γ)
-        K[:, :, :H] *= c_tilde  # dΓu = dc * c~<t>
-        K[:, :, H : 2 * H] *= c[:-1]  # dΓf = dc * c<t-1>
-        K[:, :, 2 * H : 3 * H] *= tanh_c  # dΓo = da * tanh(c<t>)
-        np.square(c_tilde, out=K[:, :, 3 * H :])
-        np.subtract(1.0, K[:, :, 3 * H :], out=K[:, :, 3 * H :])
-        K[:, :, 3 * H :] *= Gu  # through c~ = tanh(.), weighted by Γu
-        K_a = _tanh_grad(tanh_c)
-        K_a *= Go  # dc from da, through a = Γo * tanh(c)
-        dz = np.empty((T, B, 4 * H), dtype=da.dtype)
-        # D = [dc | dc | da | dc] lines the incoming gradients up with K: dz[t] = D * K[t].
-        D = np.empty((B, 4 * H), dtype=da.dtype)
-        dc, da_next = D[:, :H], D[:, 2 * H : 3 * H]
-        da_next[:], dc[:] = dstate
-        from_a = np.empty((B, H), dtype=da.dtype)
         W_a_T = np.ascontiguousarray(p["W"][:H].T)  # contiguous: the per-step multiply runs faster
+        dz = np.empty((T, B, 4 * H), dtype=da.dtype)
+        da_next, dc = dstate[0].copy(), dstate[1].copy()
         for t in range(T - 1, -1, -1):
+            G, c_tilde = Z[t, :, : 3 * H], Z[t, :, 3 * H :]
+            Gu, Gf, Go = G[:, :H], G[:, H : 2 * H], G[:, 2 * H :]
             da_next += da[t]
-            np.multiply(da_next, K_a[t], out=from_a)
-            dc += from_a
-            D[:, H : 2 * H] = dc
-            D[:, 3 * H :] = dc
-            np.multiply(D, K[t], out=dz[t])
-            dc *= Gf[t]  # c<t-1> reaches c<t> through Γf
+            dc += da_next * Go * (1.0 - tanh_c[t] ** 2)  # through a = Γo * tanh(c)
+            np.multiply(dc, c_tilde, out=dz[t, :, :H])  # dΓu = dc * c~<t>
+            np.multiply(dc, c[t], out=dz[t, :, H : 2 * H])  # dΓf = dc * c<t-1>
+            np.multiply(da_next, tanh_c[t], out=dz[t, :, 2 * H : 3 * H])  # dΓo = da * tanh(c<t>)
+            dz[t, :, : 3 * H] *= G * (1.0 - G)  # σ' = Γ (1 - Γ)
+            np.multiply(dc, Gu, out=dz[t, :, 3 * H :])
+            dz[t, :, 3 * H :] *= 1.0 - c_tilde**2  # through c~ = tanh(.)
+            dc *= Gf  # c<t-1> reaches c<t> through Γf
             if peep is not None:
                 dc += (dz[t, :, : 3 * H].reshape(B, 3, H) * peep.reshape(3, H)).sum(axis=1)
             np.matmul(dz[t], W_a_T, out=da_next)
@@ -359,7 +361,7 @@ class LSTM:
         if peep is not None:
             dzg = dz[:, :, : 3 * H].reshape(T * B, 3, H)
             grads["p"][:] = (dzg * c[:-1].reshape(T * B, 1, H)).sum(axis=0).reshape(3 * H)
-        return dx, (da_next.copy(), dc.copy())
+        return dx, (da_next, dc)
 
 
 CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}

@@ -105,8 +105,17 @@ class Model:
             for _ in range(self.config.layers)
         ]
 
-    def forward(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State, Cache]:
-        """ids (T, B) -> logits (T, B, V), the state after step T, and the cache for backward."""
+    def prepare(self) -> list[Params]:
+        """Every layer's weights as its forward uses them; valid until the parameters change."""
+        return [self.cell.prepare(p) for p in self._layers]
+
+    def forward(self, ids: np.ndarray, state: State, prepared: list[Params] | None = None
+                ) -> tuple[np.ndarray, State, Cache]:
+        """ids (T, B) -> logits (T, B, V), the state after step T, and the cache for backward.
+
+        prepared: from `prepare()`, for callers that run many short windows with unchanged
+        weights (sampling); made afresh when not given.
+        """
         T, B = ids.shape
         Wax = self.params["Wax"]
         if Embedded.worth_it(ids, Wax):
@@ -117,8 +126,8 @@ class Model:
             if zero.any():
                 x[zero] = 0.0
         caches, new_state = [], []
-        for p, s in zip(self._layers, state):
-            x, s, cache = self.cell.forward(p, x, s)
+        for q, s in zip(prepared or self.prepare(), state):
+            x, s, cache = self.cell.forward(q, x, s)
             caches.append(cache)
             new_state.append(s)
         H = self.config.hidden

@@ -65,7 +65,8 @@ def _draws(model: Model, start: list[int], n: int, temperature: float, rng: np.r
     """Token ids for n sequences at once, one (n,) array per step, without end: from the zero
     state, read `start` (x<1> and the primer), then feed each draw back as the next input."""
     x = np.repeat(np.array(start, dtype=np.int32)[:, None], n, axis=1)
-    logits, state, _ = model.forward(x, model.zero_state(n))
+    prepared = model.prepare()
+    logits, state, _ = model.forward(x, model.zero_state(n), prepared)
     while True:
         z = logits[-1].astype(np.float64)
         if banned is not None:
@@ -77,7 +78,7 @@ def _draws(model: Model, start: list[int], n: int, temperature: float, rng: np.r
             with np.errstate(over="ignore"):
                 ids = choice(rng, softmax(z / temperature))
         yield ids
-        logits, state, _ = model.forward(ids[None, :].astype(np.int32), state)
+        logits, state, _ = model.forward(ids[None, :].astype(np.int32), state, prepared)
 
 
 class _Text:

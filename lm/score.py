@@ -56,10 +56,10 @@ def sci(logprob: float) -> str:
     return f"{mantissa:.1f}e{exponent:+03d}"
 
 
-def logprobs(model: Model, x: np.ndarray, y: np.ndarray, state) -> tuple[np.ndarray, list]:
+def logprobs(model: Model, x: np.ndarray, y: np.ndarray, state, prepared=None) -> tuple[np.ndarray, list]:
     """log P(y<t> | inputs so far) for a window: x, y (T, B) -> (T, B) float64, 0 where y < 0
-    (padding); and the state after the window."""
-    logits, state, _ = model.forward(x, state)
+    (padding); and the state after the window. prepared: model.prepare(), for many windows."""
+    logits, state, _ = model.forward(x, state, prepared)
     T, B, V = logits.shape
     picked = target_logprobs(logits.reshape(T * B, V), np.maximum(y, 0).reshape(-1)).reshape(T, B)
     picked[y < 0] = 0.0
@@ -124,9 +124,11 @@ def stream_nats(model: Model, ids: np.ndarray, start_id: int, batch_size: int = 
     y[:N] = ids
     xs, ys = x.reshape(B, n).T, y.reshape(B, n).T
     state = model.zero_state(B)
+    prepared = model.prepare()
     total = 0.0
     for i in range(0, n, seq_len):
-        logp, state = logprobs(model, np.ascontiguousarray(xs[i : i + seq_len]), ys[i : i + seq_len], state)
+        logp, state = logprobs(model, np.ascontiguousarray(xs[i : i + seq_len]), ys[i : i + seq_len], state,
+                               prepared)
         total -= float(logp.sum())
     return total
 
