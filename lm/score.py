@@ -108,15 +108,20 @@ class StreamScore:
         return d
 
 
+LOGITS_BUDGET = 1 << 22  # logits per window (16 MB in float32): larger ones only add memory traffic
+
+
 def stream_nats(model: Model, ids: np.ndarray, start_id: int, batch_size: int = 1, seq_len: int = 256) -> float:
     """Summed -log P of a token stream (N,), the state carried across windows and sentences.
 
     batch_size 1 reads the stream exactly as one sequence (how published perplexities are
     computed). A larger batch cuts it into that many consecutive parts, each from the zero
     state: faster, and the figure a little higher. The last part is padded; padding is not scored.
+    Windows are at most seq_len steps, and shorter where the logits would pass LOGITS_BUDGET.
     """
     N = len(ids)
     B = max(1, min(batch_size, N))
+    seq_len = max(1, min(seq_len, LOGITS_BUDGET // (B * model.config.vocab)))
     n = -(-N // B)
     x = np.zeros(B * n, dtype=np.int32)
     x[:N] = inputs_for(ids, start_id)
