@@ -12,9 +12,9 @@ from .checkpoint import Checkpoint, load, save  # noqa: E402
 from .errors import ConfigError, LMError  # noqa: E402
 from .sample import sample, sample_many  # noqa: E402
 from .score import rank, score_sentence, score_stream  # noqa: E402
-from .train import EpochInfo, StepInfo, TrainResult, train  # noqa: E402
+from .train import EpochInfo, StartInfo, StepInfo, TrainResult, train  # noqa: E402
 
 __all__ = [
     "Checkpoint", "ConfigError", "LMError", "load", "rank", "sample", "sample_many", "save",
-    "score_sentence", "score_stream", "train", "EpochInfo", "StepInfo", "TrainResult", "__version__",
+    "score_sentence", "score_stream", "train", "EpochInfo", "StartInfo", "StepInfo", "TrainResult", "__version__",
 ]

@@ -26,7 +26,7 @@ from .data import read_text
 from .errors import ConfigError, LMError
 from .sample import sample as draw, sample_many
 from .score import rank, score_sentence, score_stream
-from .train import EpochInfo, StepInfo, train as run_training
+from .train import EpochInfo, StartInfo, StepInfo, train as run_training
 
 app = typer.Typer(
     add_completion=True,
@@ -51,6 +51,11 @@ class CellKind(str, Enum):
     rnn = "rnn"
     gru = "gru"
     lstm = "lstm"
+
+
+class ScheduleKind(str, Enum):
+    step = "step"
+    plateau = "plateau"
 
 
 class OptimizerKind(str, Enum):
@@ -85,6 +90,14 @@ def train(
     lr: Annotated[Optional[float], typer.Option(help="Learning rate [default: 2e-3 adam, 1.0 sgd].")] = None,
     lr_decay: Annotated[float, typer.Option(help="Multiply the rate by this every epoch after --decay-after.")] = TRN.lr_decay,
     decay_after: Annotated[int, typer.Option(help="Epochs at the full learning rate.")] = TRN.decay_after,
+    lr_schedule: Annotated[ScheduleKind, typer.Option(
+        help="step: decay every epoch after --decay-after; plateau: decay after an epoch that did not improve.",
+    )] = ScheduleKind(TRN.lr_schedule),
+    patience: Annotated[Optional[int], typer.Option(
+        help="Stop after this many epochs without improvement on validation.")] = None,
+    min_delta: Annotated[float, typer.Option(
+        help="Validation loss must fall by at least this (nats/token) to count as an improvement.",
+    )] = TRN.min_delta,
     clip: Annotated[float, typer.Option(help="Clip the gradient's global norm to this (0: off).")] = TRN.clip,
     clip_value: Annotated[float, typer.Option(help="Clip each gradient element to ±this (0: off).")] = TRN.clip_value,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = TRN.seed,
@@ -104,7 +117,13 @@ def train(
     )
     bar = progress.add_task("train", total=None, epoch="", loss=0.0, ppl=0.0, rate=0.0, eta="-")
 
-    def render(info: StepInfo | EpochInfo) -> None:
+    def render(info: StartInfo | StepInfo | EpochInfo) -> None:
+        if isinstance(info, StartInfo):
+            err.print(f"model: {info.model}, {info.parameters:,} parameters, vocabulary {info.vocab:,}", markup=False)
+            err.print(f"data: {info.train_tokens:,} training tokens ({info.steps_per_epoch:,} steps an epoch), "
+                      f"{info.valid_tokens:,} validation tokens", markup=False)
+            err.print(f"recipe: {info.recipe}", markup=False)
+            return
         if isinstance(info, StepInfo):
             progress.start()  # at the first step, so an early error leaves no empty bar behind
             done = (info.epoch - 1) * info.steps + info.step
@@ -118,8 +137,10 @@ def train(
             f"  valid {info.valid_loss:.3f} (ppl {info.valid_perplexity:.2f})"
         )
         progress.console.print(
-            f"epoch {info.epoch}: train {info.train_loss:.3f}{valid_text}  "
-            f"{info.tokens_per_s:,.0f} tok/s  {info.elapsed_s:.1f}s" + ("  saved" if info.saved else "")
+            f"epoch {info.epoch}: train {info.train_loss:.3f}{valid_text}  lr {info.lr:.3g}  "
+            f"{info.tokens_per_s:,.0f} tok/s  {info.train_s:.0f}s + valid {info.valid_s:.0f}s = "
+            f"{info.elapsed_s:.0f}s in all" + ("  saved" if info.saved else ""),
+            markup=False,
         )
         if json_out:
             print(json.dumps(info.to_dict()), flush=True)
@@ -129,7 +150,8 @@ def train(
     finally:
         progress.stop()
     best = "" if result.best_valid_loss is None else f" (best validation loss {result.best_valid_loss:.4f} nats/token)"
-    err.print(f"saved {result.path}{best}", markup=False)
+    why = {"max-time": "--max-time reached; ", "patience": f"no improvement in {patience} epochs; "}
+    err.print(f"{why.get(result.stopped, '')}saved {result.path}{best}", markup=False)
 
 
 @app.command(epilog='Example: lm sample --chars 200 --temperature 0.8 --seed 1')

@@ -78,6 +78,9 @@ class TrainConfig:
     lr: float | None = field(default=None, metadata={"above": 0})  # None: 2e-3 Adam, 1.0 SGD
     lr_decay: float = field(default=1.0, metadata={"above": 0})
     decay_after: int = field(default=1, metadata={"min": 0})
+    lr_schedule: str = field(default="step", metadata={"choices": ("step", "plateau")})
+    patience: int | None = field(default=None, metadata={"min": 1})  # epochs without improvement
+    min_delta: float = field(default=0.0, metadata={"min": 0.0})  # nats/token that count as one
     clip: float = field(default=5.0, metadata={"min": 0})  # global norm; 0 turns it off
     clip_value: float = field(default=0.0, metadata={"min": 0})  # per element; 0 turns it off
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "below": 1.0})
@@ -87,6 +90,8 @@ class TrainConfig:
         _check(self)
         if self.lr_decay > 1:
             raise ConfigError(f"--lr-decay must be at most 1, not {self.lr_decay}")
+        if self.lr_schedule == "plateau" and self.lr_decay == 1:
+            raise ConfigError("--lr-schedule plateau needs an --lr-decay below 1 (0.5 halves the rate)")
 
     @property
     def learning_rate(self) -> float:
@@ -95,6 +100,7 @@ class TrainConfig:
         return 2e-3 if self.optimizer == "adam" else 1.0
 
     def lr_at(self, epoch: int) -> float:
-        """Learning rate of 1-based `epoch`: multiplied by lr_decay for every epoch after the first
-        decay_after (Zaremba et al.'s small model: 1.0, halved each epoch after the 4th)."""
+        """Step schedule: the learning rate of 1-based `epoch`, multiplied by lr_decay for every
+        epoch after the first decay_after (Zaremba et al.'s small model: 1.0, halved each epoch
+        after the 4th). The plateau schedule decays after each epoch that did not improve."""
         return self.learning_rate * self.lr_decay ** max(0, epoch - self.decay_after)

@@ -44,6 +44,19 @@ class StepInfo:
 
 
 @dataclass
+class StartInfo:
+    """Once, before the first step: what is about to be trained on what."""
+
+    model: str  # e.g. "2 x 200 LSTM, embedding 200"
+    parameters: int
+    vocab: int
+    train_tokens: int
+    valid_tokens: int
+    steps_per_epoch: int
+    recipe: str  # optimizer, learning rate and schedule, clipping, batch
+
+
+@dataclass
 class EpochInfo:
     """After each epoch and its validation."""
 
@@ -52,9 +65,11 @@ class EpochInfo:
     valid_loss: float | None
     valid_perplexity: float | None
     tokens_per_s: float
-    elapsed_s: float
+    elapsed_s: float  # wall clock since training started, validation included
     lr: float
     saved: bool  # the model file was written (validation improved, or there is none)
+    train_s: float = 0.0  # this epoch's training steps
+    valid_s: float = 0.0  # this epoch's validation
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,7 +80,7 @@ class TrainResult:
     path: Path
     history: list[EpochInfo]
     best_valid_loss: float | None
-    stopped_early: bool  # --max-time ended training before --epochs
+    stopped: str | None  # why training ended before --epochs: "max-time" or "patience"
 
 
 def split_settings(settings: dict) -> tuple[TokenizerConfig, dict, TrainConfig]:
@@ -90,7 +105,7 @@ def train(
     *,
     valid: str | Path | None = None,
     encoding: str = "utf-8",
-    on_progress: Callable[[StepInfo | EpochInfo], None] | None = None,
+    on_progress: Callable[[StartInfo | StepInfo | EpochInfo], None] | None = None,
     **settings,
 ) -> TrainResult:
     """Train a model on the text file `corpus` and save the best one (on validation) to model_path.
@@ -109,6 +124,9 @@ def train(
         valid_ids, _ = tokenizer.encode(read_text(valid, encoding))
     else:
         train_ids, valid_ids = split_tail(ids, cfg.valid_fraction, tokenizer.eos_id)
+    if cfg.valid_fraction == 0 and valid is None and (cfg.patience or cfg.lr_schedule == "plateau"):
+        raise ConfigError("--patience and --lr-schedule plateau watch the validation loss; "
+                          "keep a --valid-fraction above 0 or give --valid")
     if (valid is not None or cfg.valid_fraction > 0) and not len(valid_ids):
         source = valid if valid is not None else "the held-out tail"
         raise LMError(f"no validation text: {source} has no tokens the model knows; "
@@ -150,18 +168,38 @@ class Trainer:
         return loss, norm, clipped
 
 
+def _recipe(model: Model, cfg: TrainConfig) -> str:
+    if cfg.lr_schedule == "plateau":
+        schedule = f", x{cfg.lr_decay:g} when validation stalls"
+    elif cfg.lr_decay < 1:
+        schedule = f", x{cfg.lr_decay:g} each epoch after {cfg.decay_after}"
+    else:
+        schedule = ""
+    clip = f"clip {cfg.clip:g}" if cfg.clip else "no clipping"
+    stop = f", patience {cfg.patience}" if cfg.patience else ""
+    return (f"{cfg.optimizer} lr {cfg.learning_rate:g}{schedule}, {clip}, batch {cfg.batch_size} x "
+            f"{cfg.seq_len} steps, {cfg.epochs} epochs{stop}")
+
+
 def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> TrainResult:
     trainer = Trainer(model, cfg)
     B = cfg.batch_size
     steps = len(batches)
+    c = model.config
+    report(StartInfo(f"{c.layers} x {c.hidden} {c.cell.upper()}, embedding {c.embed}", model.num_params(),
+                     c.vocab, batches.tokens, len(valid_ids), steps, _recipe(model, cfg)))
     history: list[EpochInfo] = []
-    best = math.inf
+    best = math.inf  # the best validation loss: the saved model's
+    watched = math.inf  # the last validation loss that counted as an improvement (by min_delta)
+    stale = 0  # epochs since then
+    lr = cfg.learning_rate
     start = time.perf_counter()
     train_time = 0.0
     clipped_steps = total_steps = 0
-    stopped_early = False
+    stopped = None
     for epoch in range(1, cfg.epochs + 1):
-        lr = cfg.lr_at(epoch)
+        if cfg.lr_schedule == "step":
+            lr = cfg.lr_at(epoch)
         trainer.reset_state()
         nats = 0.0
         tokens = 0
@@ -186,17 +224,19 @@ def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> Train
             report(StepInfo(epoch, cfg.epochs, step, steps, nats / tokens, rate, elapsed, left, norm,
                             clipped_steps / total_steps))
             if cfg.max_time is not None and elapsed >= cfg.max_time:
-                stopped_early = step < steps or epoch < cfg.epochs
+                if step < steps or epoch < cfg.epochs:
+                    stopped = "max-time"
                 break
         epoch_time = time.perf_counter() - epoch_start
         train_time += epoch_time
         valid_loss = None
         if len(valid_ids):
             valid_loss = stream_nats(model, valid_ids, tokenizer.start_id, B, cfg.seq_len) / len(valid_ids)
+        valid_time = time.perf_counter() - epoch_start - epoch_time
         improved = valid_loss is None or valid_loss < best
         info = EpochInfo(
             epoch, nats / tokens, valid_loss, None if valid_loss is None else math.exp(valid_loss),
-            tokens / epoch_time, time.perf_counter() - start, lr, improved,
+            tokens / epoch_time, time.perf_counter() - start, lr, improved, epoch_time, valid_time,
         )
         history.append(info)
         meta["history"] = [h.to_dict() for h in history]
@@ -207,6 +247,15 @@ def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> Train
             meta["best_epoch"] = epoch
             checkpoint.save(path, Checkpoint(model, tokenizer, meta))
         report(info)
-        if stopped_early:
+        if valid_loss is not None:
+            if valid_loss < watched - cfg.min_delta:
+                watched, stale = valid_loss, 0
+            else:
+                stale += 1
+                if cfg.lr_schedule == "plateau":
+                    lr *= cfg.lr_decay
+                if cfg.patience and stale >= cfg.patience and epoch < cfg.epochs:
+                    stopped = "patience"
+        if stopped:
             break
-    return TrainResult(path, history, None if best == math.inf else best, stopped_early)
+    return TrainResult(path, history, None if best == math.inf else best, stopped)

@@ -68,6 +68,20 @@ def test_train_json_gives_one_object_per_epoch(tmp_path, corpus):
     assert (tmp_path / "m.npz").is_file() and not (tmp_path / "model.npz").exists()
 
 
+def test_train_shows_its_recipe_and_stops_on_patience(tmp_path, corpus):
+    result = run_lm("train", corpus.name, "--epochs", "9", *TINY_FLAGS, "--lr-schedule", "plateau",
+                    "--lr-decay", "0.5", "--patience", "2", "--min-delta", "100", cwd=tmp_path)
+    assert_ok(result)
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("model: 1 x 16 LSTM, embedding 8, ")
+    assert lines[1].startswith("data: ") and "validation tokens" in lines[1]
+    assert lines[2] == "recipe: adam lr 0.002, x0.5 when validation stalls, clip 5, batch 4 x 10 steps, 9 epochs, patience 2"
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert len(epochs) == 3 and "lr 0.002 " in epochs[1] and "lr 0.001 " in epochs[2]
+    assert "s + valid " in epochs[0]
+    assert lines[-1].startswith("no improvement in 2 epochs; saved model.npz")
+
+
 # ----- sample -----
 
 def test_sample_with_a_seed_is_repeatable_and_limited(tmp_path, char_model):

@@ -343,3 +343,43 @@ def test_sample_many_draws_side_by_side_within_the_limits():
     assert 0 in lengths and len(lengths) > 2  # each row stops at its own <EOS>
     with pytest.raises(lm.ConfigError, match="--num"):
         sample_many(model, tok, 0)
+
+
+def _tiny_run(tmp_path, **settings):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat. " * 40)
+    seen = []
+    result = lm.train(corpus, tmp_path / "m.npz", hidden=8, embed=4, seq_len=8, batch_size=4, seed=1,
+                      on_progress=seen.append, **settings)
+    return result, seen
+
+
+def test_plateau_schedule_decays_after_an_epoch_without_improvement(tmp_path):
+    # A min_delta no epoch can beat: every epoch after the first is a plateau.
+    result, _ = _tiny_run(tmp_path, epochs=4, lr=0.01, lr_schedule="plateau", lr_decay=0.5, min_delta=100.0)
+    assert [h.lr for h in result.history] == [0.01, 0.01, 0.005, 0.0025]  # epoch 2 stalls: 3 is halved
+    result, _ = _tiny_run(tmp_path, epochs=3, lr=0.01, lr_schedule="plateau", lr_decay=0.5)
+    assert [h.lr for h in result.history] == [0.01, 0.01, 0.01]  # it improves: no decay
+    with pytest.raises(lm.ConfigError, match="lr-decay"):
+        _tiny_run(tmp_path, lr_schedule="plateau")
+
+
+def test_patience_stops_training_and_keeps_the_best_model(tmp_path):
+    result, _ = _tiny_run(tmp_path, epochs=10, patience=2, min_delta=100.0)
+    assert len(result.history) == 3 and result.stopped == "patience"
+    assert result.best_valid_loss == min(h.valid_loss for h in result.history)
+    result, _ = _tiny_run(tmp_path, epochs=2, patience=1, min_delta=100.0)
+    assert len(result.history) == 2 and result.stopped is None  # the last epoch is not an early stop
+    with pytest.raises(lm.ConfigError, match="validation"):
+        _tiny_run(tmp_path, patience=2, valid_fraction=0.0)
+
+
+def test_training_reports_its_recipe_first_and_the_time_of_each_epoch(tmp_path):
+    result, seen = _tiny_run(tmp_path, epochs=2, cell="gru", optimizer="sgd", lr=0.5, lr_decay=0.5,
+                             decay_after=1)
+    start = seen[0]
+    assert isinstance(start, lm.StartInfo)
+    assert start.model == "1 x 8 GRU, embedding 4" and start.parameters == lm.load(tmp_path / "m.npz").model.num_params()
+    assert start.recipe == "sgd lr 0.5, x0.5 each epoch after 1, clip 5, batch 4 x 8 steps, 2 epochs"
+    assert start.steps_per_epoch == sum(isinstance(i, lm.StepInfo) and i.epoch == 1 for i in seen)
+    assert all(h.train_s > 0 and h.valid_s > 0 and h.elapsed_s >= h.train_s + h.valid_s for h in result.history)
