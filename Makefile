@@ -1,7 +1,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install dev demo test bench
+.PHONY: install dev demo test bench ptb shakespeare
 
 install:
 	$(PIP) -e .
@@ -23,3 +23,24 @@ test: dev
 bench:
 	$(PIP) -e '.[bench]'
 	$(PYTHON) bench/run.py
+
+# Published recipes on ../shared/corpora (README, Results). CORPORA=dir points elsewhere.
+CORPORA ?= ../shared/corpora
+
+# Zaremba et al. (2014), the small non-dropout LSTM: SGD lr 1, halved each epoch after the 4th,
+# clip 5, batch 20 x 20 steps; as many of its 13 epochs as fit in 29 minutes of training.
+ptb: install
+	mkdir -p models
+	$(PYTHON) -m lm train $(CORPORA)/ptb.train.txt --valid $(CORPORA)/ptb.valid.txt -m models/ptb.npz \
+		--tokenizer whitespace --layers 2 --hidden 200 --embed 200 --batch-size 20 --seq-len 20 \
+		--optimizer sgd --lr 1 --lr-decay 0.5 --decay-after 4 --clip 5 --epochs 13 --max-time 1740
+	$(PYTHON) -m lm eval $(CORPORA)/ptb.valid.txt -m models/ptb.npz
+
+# Character level: 2 x 256 GRU, Adam 2e-3 halved each epoch after the 5th, batch 50 x 100 steps;
+# as many of its 10 epochs as fit in 9.5 minutes of training.
+shakespeare: install
+	mkdir -p models
+	$(PYTHON) -m lm train $(CORPORA)/tinyshakespeare.txt -m models/shakespeare.npz --valid-fraction 0.1 \
+		--cell gru --layers 2 --hidden 256 --embed 64 --batch-size 50 --seq-len 100 \
+		--lr 2e-3 --lr-decay 0.5 --decay-after 5 --epochs 10 --max-time 570
+	$(PYTHON) -m lm sample -m models/shakespeare.npz --chars 400 --temperature 0.8 --seed 1
