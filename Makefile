@@ -36,11 +36,11 @@ ptb: install
 		--optimizer sgd --lr 1 --lr-decay 0.5 --decay-after 4 --clip 5 --epochs 13 --max-time 1740
 	$(PYTHON) -m lm eval $(CORPORA)/ptb.valid.txt -m models/ptb.npz
 
-# Character level: 2 x 256 GRU, Adam 2e-3 halved each epoch after the 5th, batch 50 x 100 steps;
+# Character level: 2 x 256 GRU, Adam 2e-3 halved each epoch after the 5th, batch 50 x 50 steps;
 # as many of its 10 epochs as fit in 9.5 minutes of training.
 shakespeare: install
 	mkdir -p models
 	$(PYTHON) -m lm train $(CORPORA)/tinyshakespeare.txt -m models/shakespeare.npz --valid-fraction 0.1 \
-		--cell gru --layers 2 --hidden 256 --embed 64 --batch-size 50 --seq-len 100 \
+		--cell gru --layers 2 --hidden 256 --embed 64 --batch-size 50 --seq-len 50 \
 		--lr 2e-3 --lr-decay 0.5 --decay-after 5 --epochs 10 --max-time 570
 	$(PYTHON) -m lm sample -m models/shakespeare.npz --chars 400 --temperature 0.8 --seed 1
