@@ -168,7 +168,7 @@ class Trainer:
         return loss, norm, clipped
 
 
-def _recipe(model: Model, cfg: TrainConfig) -> str:
+def _recipe(cfg: TrainConfig) -> str:
     if cfg.lr_schedule == "plateau":
         schedule = f", x{cfg.lr_decay:g} when validation stalls"
     elif cfg.lr_decay < 1:
@@ -187,7 +187,7 @@ def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> Train
     steps = len(batches)
     c = model.config
     report(StartInfo(f"{c.layers} x {c.hidden} {c.cell.upper()}, embedding {c.embed}", model.num_params(),
-                     c.vocab, batches.tokens, len(valid_ids), steps, _recipe(model, cfg)))
+                     c.vocab, batches.tokens, len(valid_ids), steps, _recipe(cfg)))
     history: list[EpochInfo] = []
     best = math.inf  # the best validation loss: the saved model's
     watched = math.inf  # the last validation loss that counted as an improvement (by min_delta)
