@@ -23,7 +23,8 @@ tokens of a sampling run).
 forward(q, x, state) -> (a, state_T, cache): the outputs a<1..T> and the last state.
 backward(p, cache, da, dstate_T, grads) -> (dx, dstate_0): da is dL/da<1..T> from above,
 dstate_T the gradient reaching the last state from the next window (zeros in truncated BPTT);
-the parameter gradients are written into `grads` (arrays shaped like p).
+the parameter gradients are written into `grads` (arrays shaped like p). trace, when given
+(T,), receives the norm of dL/da<t> at every step (the gradient statistics of `--grad-stats`).
 """
 
 from typing import NamedTuple
@@ -109,6 +110,11 @@ def _tanh_grad(y: np.ndarray) -> np.ndarray:
     return d
 
 
+def _mean_row_norm(d: np.ndarray) -> float:
+    """The norm of each sequence's gradient (B, H), averaged over the batch."""
+    return float(np.sqrt(np.square(d, dtype=np.float64).sum(axis=1)).mean())
+
+
 def _weight_grads(p: Params, x: "np.ndarray | Embedded", dz: np.ndarray, H: int, grads: Params,
                   *recurrent: tuple[np.ndarray, slice]) -> np.ndarray:
     """dW and db into `grads`, and dx, from the pre-activation gradients dz (T, B, k*H) of all steps.
@@ -163,7 +169,8 @@ class RNN:
         return a[1:], (a[T].copy(),), RNN.Cache(x, a)
 
     @staticmethod
-    def backward(p: Params, cache: "RNN.Cache", da: np.ndarray, dstate: State, grads: Params):
+    def backward(p: Params, cache: "RNN.Cache", da: np.ndarray, dstate: State, grads: Params,
+                 trace: np.ndarray | None = None):
         x, a = cache
         T = da.shape[0]
         H = p["b"].shape[0]
@@ -172,6 +179,8 @@ class RNN:
         da_next = dstate[0].copy()
         for t in range(T - 1, -1, -1):
             da_next += da[t]
+            if trace is not None:
+                trace[t] = _mean_row_norm(da_next)
             dz[t] *= da_next
             np.matmul(dz[t], Wa_a_T, out=da_next)
         dx = _weight_grads(p, x, dz, H, grads, (a[:-1], slice(None)))
@@ -233,7 +242,8 @@ class GRU:
         return c[1:], (c[T].copy(),), GRU.Cache(x, c, G, c_tilde, rc)
 
     @staticmethod
-    def backward(p: Params, cache: "GRU.Cache", da: np.ndarray, dstate: State, grads: Params):
+    def backward(p: Params, cache: "GRU.Cache", da: np.ndarray, dstate: State, grads: Params,
+                 trace: np.ndarray | None = None):
         x, c, G, c_tilde, rc = cache
         T, B, H = da.shape
         W = p["W"]
@@ -252,6 +262,8 @@ class GRU:
         back = np.empty((B, H), dtype=da.dtype)
         for t in range(T - 1, -1, -1):
             dc += da[t]
+            if trace is not None:
+                trace[t] = _mean_row_norm(dc)
             np.multiply(dc, K_c[t], out=dz[t, :, 2 * H :])
             np.matmul(dz[t, :, 2 * H :], Wc_a_T, out=drc)
             np.multiply(dc, K[t, :, :H], out=dz[t, :, :H])
@@ -335,7 +347,8 @@ class LSTM:
         return a[1:], (a[T].copy(), c[T].copy()), LSTM.Cache(x, a, c, Z, tanh_c)
 
     @staticmethod
-    def backward(p: Params, cache: "LSTM.Cache", da: np.ndarray, dstate: State, grads: Params):
+    def backward(p: Params, cache: "LSTM.Cache", da: np.ndarray, dstate: State, grads: Params,
+                 trace: np.ndarray | None = None):
         x, a, c, Z, tanh_c = cache
         T, B, H = da.shape
         peep = p.get("p")
@@ -346,6 +359,8 @@ class LSTM:
             G, c_tilde = Z[t, :, : 3 * H], Z[t, :, 3 * H :]
             Gu, Gf, Go = G[:, :H], G[:, H : 2 * H], G[:, 2 * H :]
             da_next += da[t]
+            if trace is not None:
+                trace[t] = _mean_row_norm(da_next)
             dc += da_next * Go * (1.0 - tanh_c[t] ** 2)  # through a = Γo * tanh(c)
             np.multiply(dc, c_tilde, out=dz[t, :, :H])  # dΓu = dc * c~<t>
             np.multiply(dc, c[t], out=dz[t, :, H : 2 * H])  # dΓf = dc * c<t-1>

@@ -101,6 +101,9 @@ def train(
     clip: Annotated[float, typer.Option(help="Clip the gradient's global norm to this (0: off).")] = TRN.clip,
     clip_value: Annotated[float, typer.Option(help="Clip each gradient element to ±this (0: off).")] = TRN.clip_value,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = TRN.seed,
+    grad_stats: Annotated[bool, typer.Option(
+        "--grad-stats", help="Record how far back gradients reach (every 10th step; `lm info` shows it).",
+    )] = TRN.grad_stats,
     encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.")] = "utf-8",
     json_out: JsonOpt = False,
 ) -> None:

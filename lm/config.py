@@ -85,6 +85,7 @@ class TrainConfig:
     clip_value: float = field(default=0.0, metadata={"min": 0})  # per element; 0 turns it off
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "below": 1.0})
     seed: int = field(default=0, metadata={"min": 0})
+    grad_stats: bool = False  # record how far back gradients reach (model.gradient_reach)
 
     def __post_init__(self):
         _check(self)

@@ -137,11 +137,13 @@ class Model:
         logits = a1 @ self._out  # Wya a<t> + by
         return logits.reshape(T, B, -1), new_state, Cache(ids, caches, a1)
 
-    def backward(self, cache: Cache, dlogits: np.ndarray, dstate: State | None = None) -> tuple[Params, State]:
+    def backward(self, cache: Cache, dlogits: np.ndarray, dstate: State | None = None,
+                 traces: np.ndarray | None = None) -> tuple[Params, State]:
         """dL/dlogits (T, B, V) -> gradients of every parameter (self.grads), and dL/d(initial state).
 
         dstate is the gradient reaching the final state from later steps; truncated BPTT
-        passes None (zeros).
+        passes None (zeros). traces (layers, T), when given, receives each layer's mean
+        gradient norm at every step.
         """
         ids, caches, a1 = cache
         T, B, V = dlogits.shape
@@ -154,7 +156,8 @@ class Model:
         dstate0 = [None] * self.config.layers
         for layer in range(self.config.layers - 1, -1, -1):
             dx, dstate0[layer] = self.cell.backward(
-                self._layers[layer], caches[layer], dx, dstate[layer], self._layer_grads[layer]
+                self._layers[layer], caches[layer], dx, dstate[layer], self._layer_grads[layer],
+                None if traces is None else traces[layer],
             )
         dWax = self.grads["Wax"]
         if isinstance(caches[0].x, Embedded):
@@ -172,3 +175,18 @@ class Model:
         loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, -1), y.reshape(-1), scale)
         grads, _ = self.backward(cache, dlogits.reshape(T, B, -1))
         return loss, grads, state
+
+    def gradient_reach(self, x: np.ndarray, y: np.ndarray, state: State) -> np.ndarray:
+        """How far back the loss of the window's last step reaches: (layers, T), entry [l, k]
+        the norm of dL<T>/da<T-k> in layer l, per sequence, averaged over the batch.
+
+        Vanishing gradients show as a fast fall with k, exploding ones as a rise. Uses (and
+        overwrites) self.grads; the state is left as it was.
+        """
+        T, B = x.shape
+        logits, _, cache = self.forward(x, state)
+        dlogits = np.zeros_like(logits)
+        _, dlogits[-1] = softmax_cross_entropy(logits[-1], y[-1], 1.0)
+        traces = np.zeros((self.config.layers, T))
+        self.backward(cache, dlogits, traces=traces)
+        return traces[:, ::-1]

@@ -168,6 +168,27 @@ class Trainer:
         return loss, norm, clipped
 
 
+class GradStats:
+    """`--grad-stats`: every EVERY steps, the norm of the gradient reaching a<t-k> from the loss
+    at a window's last step t, for every distance k and layer; averaged over the measurements."""
+
+    EVERY = 10
+
+    def __init__(self, layers: int, seq_len: int):
+        self.total = np.zeros((layers, seq_len))
+        self.samples = 0
+
+    def measure(self, model: Model, x: np.ndarray, y: np.ndarray, state) -> None:
+        if x.shape[0] == self.total.shape[1]:  # a short last window would skew the far distances
+            self.total += model.gradient_reach(x, y, state)
+            self.samples += 1
+
+    def to_dict(self, clip_rate: float) -> dict:
+        norm = self.total / max(self.samples, 1)
+        return {"distance": list(range(norm.shape[1])), "norm": norm.tolist(), "clip_rate": clip_rate,
+                "samples": self.samples}
+
+
 def _recipe(cfg: TrainConfig) -> str:
     if cfg.lr_schedule == "plateau":
         schedule = f", x{cfg.lr_decay:g} when validation stalls"
@@ -197,6 +218,7 @@ def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> Train
     train_time = 0.0
     clipped_steps = total_steps = 0
     stopped = None
+    stats = GradStats(c.layers, cfg.seq_len) if cfg.grad_stats else None
     for epoch in range(1, cfg.epochs + 1):
         if cfg.lr_schedule == "step":
             lr = cfg.lr_at(epoch)
@@ -205,6 +227,8 @@ def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> Train
         tokens = 0
         epoch_start = time.perf_counter()
         for step, (x, y) in enumerate(batches, 1):
+            if stats and total_steps % stats.EVERY == 0:
+                stats.measure(model, x, y, trainer.state)
             loss, norm, clipped = trainer.step(x, y, lr)
             if not math.isfinite(loss):
                 raise LMError(
@@ -241,6 +265,8 @@ def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> Train
         history.append(info)
         meta["history"] = [h.to_dict() for h in history]
         meta["train_time_s"] = train_time
+        if stats:
+            meta["grad_stats"] = stats.to_dict(clipped_steps / total_steps)
         if improved:
             best = valid_loss if valid_loss is not None else best
             meta["best_valid_loss"] = valid_loss

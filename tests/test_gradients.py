@@ -102,3 +102,29 @@ def test_softmax_cross_entropy_is_stable_for_huge_logits():
         big_loss, big_grad = softmax_cross_entropy(small + np.float32(shift), y, scale=0.5)
         assert np.isfinite(big_loss) and big_loss == pytest.approx(loss, rel=1e-4)
         np.testing.assert_allclose(big_grad, grad, atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_gradient_reach_matches_central_differences(cell):
+    """gradient_reach's [top layer, k] is the norm of dL<T>/da<T-k>: checked by perturbing the
+    top layer's a after step T-k (the state a later window would start from)."""
+    model, x, y, state, _ = _setup(cell, 2, False, V=13, T=5)
+    T, B = x.shape
+    reach = model.gradient_reach(x, y, state)
+    assert reach.shape == (2, T)
+
+    for k in range(T):
+        _, mid, _ = model.forward(x[: T - k], state)
+        a = mid[-1][0]  # the top layer's a<T-k>
+
+        def last_loss():
+            if k == 0:
+                logits = np.concatenate([a, np.ones((B, 1))], axis=1) @ model._out
+            else:
+                logits = model.forward(x[T - k :], mid)[0][-1]
+            return softmax_cross_entropy(logits.copy(), y[-1])[0]
+
+        numeric = _numeric(last_loss, a)
+        expected = np.linalg.norm(numeric, axis=1).mean()
+        assert reach[1, k] == pytest.approx(expected, rel=1e-6), f"distance {k}"
+    assert reach[1, -1] != pytest.approx(reach[1, 0])  # the test above is not comparing constants

@@ -209,15 +209,23 @@ def test_stream_score_carries_state_and_ignores_padding(word_model):
     assert result.perplexity == pytest.approx(math.exp(exact / len(ids)), rel=1e-5)
 
 
-def test_same_seed_same_model(tmp_path):
+def test_same_seed_same_model_with_or_without_grad_stats(tmp_path):
+    """--grad-stats only watches: the model is the same, and the statistics are in its metadata."""
     corpus = tmp_path / "c.txt"
     corpus.write_text("abcabcabd\n" * 40)
-    kw = dict(hidden=8, embed=4, epochs=2, seq_len=8, batch_size=4, cell="gru", seed=7)
+    kw = dict(hidden=8, embed=4, epochs=2, seq_len=8, batch_size=4, cell="gru", seed=7, layers=2)
     lm.train(corpus, tmp_path / "a.npz", **kw)
-    lm.train(corpus, tmp_path / "b.npz", **kw)
+    lm.train(corpus, tmp_path / "b.npz", grad_stats=True, **kw)
     a, b = lm.load(tmp_path / "a.npz"), lm.load(tmp_path / "b.npz")
     for k in a.model.params:
         np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
+    assert "grad_stats" not in a.meta
+    stats = b.meta["grad_stats"]
+    assert stats["distance"] == list(range(8))
+    norm = np.array(stats["norm"])
+    assert norm.shape == (2, 8) and (norm > 0).all()
+    assert norm[1, 0] > norm[1, -1]  # the gradient of a small GRU fades with distance
+    assert stats["samples"] >= 1 and 0.0 <= stats["clip_rate"] <= 1.0
 
 
 def _lines_model(bias):
