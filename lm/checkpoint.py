@@ -5,8 +5,12 @@ as the UTF-8 bytes of a JSON document in the uint8 array "__meta__", so nothing 
 files are read with allow_pickle=False and a file carrying a pickled object is refused.
 Writes go to a temporary file in the same directory, are fsynced, then renamed over the
 target, so a crash at any moment leaves either the old model or the new one.
+
+A resume file (`resume_path`) is a model file too, so it can be sampled from; it also carries
+what an exact resume needs as arrays named "train.*" (optimizer moments, the carried state).
 """
 
+import fcntl
 import json
 import os
 import tempfile
@@ -24,27 +28,66 @@ from .tokenizer import Tokenizer
 FORMAT = "lm-model"
 VERSION = 1
 META_KEY = "__meta__"
+EXTRA = "train."  # the prefix of a resume file's training arrays
 
 
 @dataclass
 class Checkpoint:
-    """A trained model with its vocabulary and metadata: everything the sampler and scorer need."""
+    """A trained model with its vocabulary and metadata: everything the sampler and scorer need.
+    extra: a resume file's training arrays, named without the "train." prefix."""
 
     model: Model
     tokenizer: Tokenizer
     meta: dict = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def resume_path(path: str | Path) -> Path:
+    """Where training interrupted while writing `path` keeps its state: model.npz -> model.resume.npz."""
+    path = Path(path)
+    return path.with_name(path.stem + ".resume" + (path.suffix or ".npz"))
 
 
 def check_writable(path: str | Path) -> None:
-    """Fail now, not after an hour of training, if a model cannot be written at `path`."""
+    """Fail now, not after an hour of training, if a model cannot be written at `path`: by creating
+    a file there, since permission bits do not tell (root, read-only file systems)."""
     path = Path(path)
     directory = path.parent
     if path.is_dir():
         raise LMError(f"{path} is a directory; give a file name for the model")
     if not directory.is_dir():
         raise LMError(f"cannot write the model to {path}: no directory {directory}")
-    if not os.access(directory, os.W_OK):
-        raise LMError(f"cannot write the model to {path}: {directory} is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as e:
+        raise LMError(f"cannot write the model to {path}: {directory} is not writable ({e.strerror or e})") from None
+
+
+class Lock:
+    """One `lm train` at a time per model path: an exclusive lock on a hidden file beside it,
+    held for the whole run and released by the system however the process ends."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        self.target = path
+        self.file = path.with_name(f".{path.name}.lock")
+
+    def __enter__(self) -> "Lock":
+        try:
+            self.fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except OSError as e:
+            raise LMError(f"cannot write the model to {self.target}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise LMError(f"another `lm train` is writing {self.target}; wait for it to finish "
+                          f"or give another -m PATH") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
 
 
 def save(path: str | Path, ckpt: Checkpoint) -> None:
@@ -56,7 +99,10 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
         "model": ckpt.model.config_dict(),
         "tokenizer": ckpt.tokenizer.to_dict(),
     }
+    if not np.isfinite(ckpt.model.flat).all():
+        raise LMError(f"refusing to write {path}: the model's weights are not finite numbers")
     arrays = dict(ckpt.model.params)
+    arrays.update({EXTRA + name: value for name, value in ckpt.extra.items()})
     arrays[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -108,7 +154,7 @@ def load(path: str | Path) -> Checkpoint:
     if magic != b"PK\x03\x04":  # every .npz is a zip archive; anything else is refused unread
         raise LMError(f"{path} is not an lm model (not an .npz archive)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:  # our handle: closed on any error
             arrays = {name: npz[name] for name in npz.files}
     except ValueError as e:
         if "pickle" in str(e):
@@ -117,6 +163,7 @@ def load(path: str | Path) -> Checkpoint:
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise LMError(f"{path} is not an lm model or is damaged ({e})") from None
     meta = _read_meta(path, arrays.pop(META_KEY, None))
+    extra = {name[len(EXTRA) :]: arrays.pop(name) for name in list(arrays) if name.startswith(EXTRA)}
     if not all(isinstance(arr, np.ndarray) for arr in arrays.values()):
         raise LMError(f"{path} is damaged: it holds entries that are not arrays")
     try:
@@ -139,7 +186,7 @@ def load(path: str | Path) -> Checkpoint:
     params = {k: v.astype(np.float32) for k, v in arrays.items()}
     for key in ("model", "tokenizer", "format", "version"):
         meta.pop(key)
-    return Checkpoint(Model(config, params), tokenizer, meta)
+    return Checkpoint(Model(config, params), tokenizer, meta, extra)
 
 
 def _read_meta(path: Path, raw) -> dict:

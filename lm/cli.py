@@ -26,7 +26,7 @@ from .data import read_text
 from .errors import ConfigError, LMError
 from .sample import sample as draw, sample_many
 from .score import rank, score_sentence, score_stream
-from .train import EpochInfo, StartInfo, StepInfo, train as run_training
+from .train import EpochInfo, Notice, StartInfo, StepInfo, train as run_training
 
 app = typer.Typer(
     add_completion=True,
@@ -63,12 +63,24 @@ class OptimizerKind(str, Enum):
     sgd = "sgd"
 
 
+class ErrorsKind(str, Enum):
+    strict = "strict"
+    replace = "replace"
+    ignore = "ignore"
+
+
 ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Model file (.npz).")]
+EncodingOpt = Annotated[str, typer.Option(help="Text encoding of the input files.")]
+ErrorsOpt = Annotated[ErrorsKind, typer.Option(
+    help="Bytes not valid in --encoding: strict stops with their offset, replace reads them as U+FFFD, "
+         "ignore drops them.")]
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's codes for a process stopped by the signal
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON lines on stdout.")]
 
 
 @app.command(epilog='Example: lm train corpus.txt --cell gru --epochs 5')
 def train(
+    ctx: typer.Context,
     corpus: Annotated[Path, typer.Argument(metavar="CORPUS", help="A UTF-8 text file to learn from.")],
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     valid: Annotated[Optional[Path], typer.Option(help="Validation file (default: the corpus's tail).")] = None,
@@ -85,7 +97,8 @@ def train(
     seq_len: Annotated[int, typer.Option(help="Steps of backpropagation through time.")] = TRN.seq_len,
     batch_size: Annotated[int, typer.Option(help="Parallel streams per batch.")] = TRN.batch_size,
     epochs: Annotated[int, typer.Option(help="Passes over the corpus.")] = TRN.epochs,
-    max_time: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of training.")] = None,
+    max_time: Annotated[Optional[float], typer.Option(
+        help="Stop after this many seconds of training (this session's; the epoch ends there).")] = None,
     optimizer: Annotated[OptimizerKind, typer.Option(help="adam or sgd.")] = OptimizerKind(TRN.optimizer),
     lr: Annotated[Optional[float], typer.Option(help="Learning rate [default: 2e-3 adam, 1.0 sgd].")] = None,
     lr_decay: Annotated[float, typer.Option(help="Multiply the rate by this every epoch after --decay-after.")] = TRN.lr_decay,
@@ -104,11 +117,23 @@ def train(
     grad_stats: Annotated[bool, typer.Option(
         "--grad-stats", help="Record how far back gradients reach (every 10th step; `lm info` shows it).",
     )] = TRN.grad_stats,
-    encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.")] = "utf-8",
+    checkpoint_every: Annotated[Optional[int], typer.Option(
+        help="Write the resume file every this many steps, not only when interrupted.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Go on from MODEL's resume file (left by Ctrl-C, --max-time or --checkpoint-every).",
+    )] = False,
+    encoding: EncodingOpt = "utf-8",
+    errors: ErrorsOpt = ErrorsKind.strict,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a model on CORPUS and save the best one on validation."""
-    settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if k in SETTINGS}
+    """Train a model on CORPUS and save the best one on validation.
+
+    Ctrl-C (or SIGTERM) stops after the current step and writes MODEL's resume file (model.resume.npz
+    beside model.npz); `--resume` goes on from it exactly. A second Ctrl-C quits at once.
+    """
+    given = {k for k in SETTINGS if ctx.get_parameter_source(k).name != "DEFAULT"}
+    settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items()
+                if k in SETTINGS and (k in given or not resume)}
     progress = Progress(
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
@@ -126,6 +151,9 @@ def train(
             err.print(f"data: {info.train_tokens:,} training tokens ({info.steps_per_epoch:,} steps an epoch), "
                       f"{info.valid_tokens:,} validation tokens", markup=False)
             err.print(f"recipe: {info.recipe}", markup=False)
+            return
+        if isinstance(info, Notice):
+            progress.console.print(info.text, markup=False)
             return
         if isinstance(info, StepInfo):
             progress.start()  # at the first step, so an early error leaves no empty bar behind
@@ -149,12 +177,20 @@ def train(
             print(json.dumps(info.to_dict()), flush=True)
 
     try:
-        result = run_training(corpus, model, valid=valid, encoding=encoding, on_progress=render, **settings)
+        result = run_training(corpus, model, valid=valid, encoding=encoding, errors=errors.value, resume=resume,
+                              on_progress=render, **settings)
     finally:
         progress.stop()
     best = "" if result.best_valid_loss is None else f" (best validation loss {result.best_valid_loss:.4f} nats/token)"
+    saved = f"saved {result.path}{best}" if result.path.exists() else "no model saved yet"
+    if result.stopped in SIGNAL_EXIT:
+        err.print(f"{result.stopped}: {saved}; training state in {result.resume_path}; "
+                  f"continue with: lm train {corpus} -m {model} --resume", markup=False)
+        raise typer.Exit(SIGNAL_EXIT[result.stopped])
     why = {"max-time": "--max-time reached; ", "patience": f"no improvement in {patience} epochs; "}
-    err.print(f"{why.get(result.stopped, '')}saved {result.path}{best}", markup=False)
+    err.print(f"{why.get(result.stopped, '')}{saved}", markup=False)
+    if result.resume_path is not None:
+        err.print(f"to train on: lm train {corpus} -m {model} --resume (from {result.resume_path})", markup=False)
 
 
 @app.command(epilog='Example: lm sample --chars 200 --temperature 0.8 --seed 1')
@@ -197,12 +233,14 @@ def score(
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Score each line of this file.")] = None,
     per_token: Annotated[bool, typer.Option(help="Show each token's probability.")] = False,
+    encoding: EncodingOpt = "utf-8",
+    errors: ErrorsOpt = ErrorsKind.strict,
     json_out: JsonOpt = False,
 ) -> None:
     """Score sentences: P(sentence) as the product of P(token | tokens before), ranked most probable first."""
     texts = list(sentences or [])
     if file is not None:
-        texts += [line for line in read_text(file).splitlines() if line.strip()]
+        texts += [line for line in read_text(file, encoding, errors.value).splitlines() if line.strip()]
     if not texts:
         raise LMError("give sentences to score, or --file FILE")
     ckpt = load(model)
@@ -228,13 +266,15 @@ def evaluate(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="Text file, read as one stream.")],
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     batch_size: Annotated[int, typer.Option(help="1 is exact; more is faster, a little pessimistic.")] = 1,
+    encoding: EncodingOpt = "utf-8",
+    errors: ErrorsOpt = ErrorsKind.strict,
     json_out: JsonOpt = False,
 ) -> None:
     """Perplexity of a whole file, the state carried across lines (as published figures are computed)."""
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, not {batch_size}")
     ckpt = load(model)
-    result = score_stream(ckpt.model, ckpt.tokenizer, read_text(file), batch_size)
+    result = score_stream(ckpt.model, ckpt.tokenizer, read_text(file, encoding, errors.value), batch_size)
     if json_out:
         print(json.dumps(result.to_dict()))
         return

@@ -86,6 +86,7 @@ class TrainConfig:
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "below": 1.0})
     seed: int = field(default=0, metadata={"min": 0})
     grad_stats: bool = False  # record how far back gradients reach (model.gradient_reach)
+    checkpoint_every: int | None = field(default=None, metadata={"min": 1})  # steps between resume files
 
     def __post_init__(self):
         _check(self)

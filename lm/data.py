@@ -5,11 +5,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LMError
+from .errors import ConfigError, LMError
 
 
-def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """The text of a corpus file, or an LMError that says what is wrong with it."""
+ERRORS = ("strict", "replace", "ignore")
+
+
+def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """The text of a corpus file, or an LMError that says what is wrong with it.
+
+    errors: what to do with bytes that are not valid in `encoding`: stop (strict), decode them
+    as U+FFFD (replace) or drop them (ignore).
+    """
+    if errors not in ERRORS:
+        raise ConfigError(f"--errors must be one of {', '.join(ERRORS)}, not {errors!r}")
     path = Path(path)
     if not path.exists():
         raise LMError(f"{path}: no such file")
@@ -23,9 +32,10 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     if nul >= 0:
         raise LMError(f"{path} looks binary (NUL byte at offset {nul}); give a text file")
     try:
-        text = data.decode(encoding)
+        text = data.decode(encoding, errors)
     except UnicodeDecodeError as e:
-        raise LMError(f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset {e.start}") from None
+        raise LMError(f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset {e.start}; "
+                      f"give its --encoding, or --errors replace") from None
     except LookupError:
         raise LMError(f"unknown encoding {encoding!r}") from None
     if not text.strip():
@@ -86,6 +96,10 @@ class Batches:
         return self.y.size
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.from_step(0)
+
+    def from_step(self, step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The windows after the first `step` (where a resumed epoch goes on)."""
         T = self.seq_len
-        for i in range(0, self.x.shape[0], T):
+        for i in range(step * T, self.x.shape[0], T):
             yield self.x[i : i + T], self.y[i : i + T]

@@ -38,6 +38,13 @@ class SGD:
         grad *= lr * scale
         theta -= grad
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What the optimizer carries from step to step: nothing for SGD."""
+        return {}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
 
 class Adam:
     """Adam (Kingma & Ba) with bias correction; its moments m, v are kept for every parameter."""
@@ -65,6 +72,15 @@ class Adam:
         np.divide(m, grad, out=grad)
         grad *= step
         theta -= grad  # θ <- θ - lr m̂ / (√v̂ + ε)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The moments and the step count, as arrays (the live ones: copy to keep them)."""
+        return {"m": self.m, "v": self.v, "t": np.array(self.t)}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.m[:] = state["m"]
+        self.v[:] = state["v"]
+        self.t = int(state["t"])
 
 
 def make(name: str, size: int, dtype=np.float32):

@@ -90,7 +90,6 @@ class _Text:
         self.tokens = self.chars = self.words = 0
         self.after_space = True  # the drawn text is empty or ends in whitespace: a next word starts a new one
         self.done = False
-        self.pieces: list[str] = []
 
     def add(self, i: int) -> str:
         """The piece token i adds ('' if it adds none); sets `done` when the text is complete."""
@@ -113,7 +112,6 @@ class _Text:
             piece = piece[: limits.chars - self.chars]
         self.chars += len(piece)
         self.done |= self.cap is not None and self.tokens >= self.cap
-        self.pieces.append(piece)
         return piece
 
 
@@ -184,13 +182,14 @@ def sample_many(
                                                   seed, no_unk)
     primer = tokenizer.decode(prime_ids)
     texts = [_Text(tokenizer, limits, prev) for _ in range(num)]
+    pieces: list[list[str]] = [[primer] for _ in range(num)]
     for ids in _draws(model, [tokenizer.start_id, *prime_ids], num, temperature, rng, banned, greedy):
-        for text, i in zip(texts, ids.tolist()):
+        for text, drawn, i in zip(texts, pieces, ids.tolist()):
             if not text.done:
-                text.add(i)
+                drawn.append(text.add(i))
         if all(text.done for text in texts):
             break
-    return [primer + "".join(text.pieces) for text in texts]
+    return ["".join(drawn) for drawn in pieces]
 
 
 def _prime_ids(tokenizer: Tokenizer, prime: str) -> list[int]:

@@ -32,6 +32,7 @@ WORD_PATTERN = regex.compile(
 )
 NO_SPACE_BEFORE = regex.compile(r"^(?:[.,!?;:%)\]}»”…]+|['’]\p{L}+|n't)$")
 NO_SPACE_AFTER = frozenset("([{«“¿¡$")
+CHUNK = 1 << 22  # characters encoded at a time: bounds the temporary objects of a large corpus
 
 
 @dataclass
@@ -46,6 +47,14 @@ class Tokenizer:
 
     def __post_init__(self):
         self.index = {tok: i for i, tok in enumerate(self.tokens)}
+        if self.kind == "char":
+            # Code point -> id for whole arrays of characters; the last entry (-1) catches every
+            # code point beyond the vocabulary's. "\n" stands for <EOS> in --lines text.
+            chars = {ord(t): i for t, i in self.index.items() if len(t) == 1}
+            if self.lines:
+                chars[ord("\n")] = self.index[EOS]
+            self._lut = np.full(max(chars, default=0) + 2, -1, dtype=np.int32)
+            self._lut[list(chars)] = list(chars.values())
 
     @classmethod
     def fit(cls, text: str, config: TokenizerConfig) -> "Tokenizer":
@@ -122,16 +131,29 @@ class Tokenizer:
         Word models and `--lines` character models read every non-blank line as a sentence
         ending in <EOS>; a plain character model reads the text as one stream.
         """
-        if self.lines:
-            ids: list[int] = []
-            unknown = 0
-            for line in text.splitlines():
-                if line.strip():
-                    line_ids, line_unknown = self.encode_sentence(line)
-                    ids += line_ids
-                    unknown += line_unknown
-        else:
-            ids, unknown = self.ids(self.split(text))
+        parts, unknown = [np.zeros(0, dtype=np.int32)], 0
+        for piece in _pieces(text):
+            ids, piece_unknown = self._encode_piece(piece)
+            parts.append(ids)
+            unknown += piece_unknown
+        return np.concatenate(parts), unknown
+
+    def _encode_piece(self, text: str) -> tuple[np.ndarray, int]:
+        if self.kind == "char":  # vectorised: one lookup of the code points of the whole piece
+            if self.lower:
+                text = text.lower()
+            if self.lines:
+                text = "".join(line + "\n" for line in text.splitlines() if line.strip())
+            codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+            ids = self._lut[np.minimum(codes, len(self._lut) - 1)]
+            known = ids >= 0
+            return ids[known], int(len(ids) - known.sum())
+        ids, unknown = [], 0
+        for line in text.splitlines():
+            if line.strip():
+                line_ids, line_unknown = self.encode_sentence(line)
+                ids += line_ids
+                unknown += line_unknown
         return np.asarray(ids, dtype=np.int32), unknown
 
     def decode(self, ids) -> str:
@@ -169,3 +191,13 @@ class Tokenizer:
         ):
             raise LMError("the model's vocabulary is damaged")
         return tok
+
+
+def _pieces(text: str):
+    """The text in consecutive pieces of about CHUNK characters, each ending after a line break
+    (or at the end), so no line is split and every character is kept."""
+    start = 0
+    while start < len(text):
+        end = (text.find("\n", start + CHUNK) + 1) or len(text)
+        yield text[start:end]
+        start = end

@@ -1,11 +1,19 @@
 """Training: corpus -> tokenizer -> batches -> truncated BPTT with clipping -> the best model on validation.
 
-`train` reports progress through a callback with StepInfo and EpochInfo records, so the
-CLI (or any caller) renders while the library trains.
+`train` reports progress through a callback with StartInfo, StepInfo, EpochInfo and Notice
+records, so the CLI (or any caller) renders while the library trains.
+
+Nothing is lost: SIGINT or SIGTERM stops the run at the next step boundary and writes a resume
+file (checkpoint.resume_path) with the weights, the optimizer's moments, the state carried
+between windows, the position in the data and the run's history; `resume=True` goes on from
+it to the same weights a run never interrupted reaches. A step whose loss or gradient is not
+finite rolls back to the last good weights and halves the learning rate.
 """
 
 import hashlib
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -76,11 +84,51 @@ class EpochInfo:
 
 
 @dataclass
+class Notice:
+    """Something to tell the user as it happens: a rollback, a signal, a resume."""
+
+    text: str
+
+
+@dataclass
 class TrainResult:
     path: Path
     history: list[EpochInfo]
     best_valid_loss: float | None
-    stopped: str | None  # why training ended before --epochs: "max-time" or "patience"
+    stopped: str | None  # why training ended before --epochs: "max-time", "patience", "SIGINT", "SIGTERM"
+    resume_path: Path | None = None  # the resume file, when the run can go on from one
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "best_valid_loss": self.best_valid_loss, "stopped": self.stopped,
+                "resume_path": None if self.resume_path is None else str(self.resume_path)}
+
+
+Report = Callable[[StartInfo | StepInfo | EpochInfo | Notice], None]
+RESUMABLE = ("epochs", "max_time", "checkpoint_every", "patience")  # may change when resuming
+ROLLBACK_EVERY = 100  # steps between snapshots of good weights
+MAX_ROLLBACKS = 3  # non-finite steps in a row (no good snapshot between) before giving up
+
+
+@dataclass
+class RunState:
+    """Where a run is, besides weights, optimizer moments and carried state: the JSON part of
+    a resume file. Validation losses of None mean none yet."""
+
+    epoch: int = 1  # the epoch in progress
+    step: int = 0  # steps of it done
+    lr: float = 0.0
+    lr_scale: float = 1.0  # halved by every rollback
+    best: float | None = None  # the best validation loss: the saved model's
+    watched: float | None = None  # the last one that counted as an improvement (by min_delta)
+    stale: int = 0  # epochs since then
+    train_time: float = 0.0  # seconds of training steps, every session
+    wall_time: float = 0.0  # seconds in all, validation and saving included, every session
+    epoch_time: float = 0.0  # training seconds of the epoch in progress
+    epoch_nats: float = 0.0
+    epoch_tokens: int = 0
+    clipped_steps: int = 0
+    total_steps: int = 0
+    grad_samples: int = 0
 
 
 def split_settings(settings: dict) -> tuple[TokenizerConfig, dict, TrainConfig]:
@@ -105,41 +153,38 @@ def train(
     *,
     valid: str | Path | None = None,
     encoding: str = "utf-8",
-    on_progress: Callable[[StartInfo | StepInfo | EpochInfo], None] | None = None,
+    errors: str = "strict",
+    resume: bool = False,
+    on_progress: Report | None = None,
     **settings,
 ) -> TrainResult:
     """Train a model on the text file `corpus` and save the best one (on validation) to model_path.
 
     settings: any field of TokenizerConfig, ModelConfig or TrainConfig, e.g. cell="gru",
     hidden=128, epochs=3, seq_len=50. Validation is `valid` if given, else the last
-    `valid_fraction` of the corpus.
+    `valid_fraction` of the corpus. errors: "strict", "replace" or "ignore" for bytes that are
+    not valid in `encoding`.
+
+    resume: go on from the resume file of model_path (written when a run is interrupted, stops
+    at max_time, or every checkpoint_every steps) with the same corpus; only epochs, max_time,
+    checkpoint_every and patience may differ from the interrupted run's settings.
+
+    In the main thread, SIGINT and SIGTERM stop the run after the current step and write the
+    resume file; the result then has stopped="SIGINT" (or "SIGTERM"). A second one stops at once.
     """
-    tok_cfg, model_settings, cfg = split_settings(settings)
-    checkpoint.check_writable(model_path)
-    text = read_text(corpus, encoding)
-    tokenizer = Tokenizer.fit(text, tok_cfg)
-    ids, _ = tokenizer.encode(text)
-    if valid is not None:
-        train_ids = ids
-        valid_ids, _ = tokenizer.encode(read_text(valid, encoding))
-    else:
-        train_ids, valid_ids = split_tail(ids, cfg.valid_fraction, tokenizer.eos_id)
-    if cfg.valid_fraction == 0 and valid is None and (cfg.patience or cfg.lr_schedule == "plateau"):
-        raise ConfigError("--patience and --lr-schedule plateau watch the validation loss; "
-                          "keep a --valid-fraction above 0 or give --valid")
-    if (valid is not None or cfg.valid_fraction > 0) and not len(valid_ids):
-        source = valid if valid is not None else "the held-out tail"
-        raise LMError(f"no validation text: {source} has no tokens the model knows; "
-                      f"give another --valid, or --valid-fraction 0 to train without validation")
-    batches = Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len)
-    model = Model.init(ModelConfig(vocab=len(tokenizer), **model_settings), np.random.default_rng(cfg.seed))
-    meta = {
-        "lm_version": __version__,
-        "corpus": {"name": Path(corpus).name, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()},
-        "train_config": asdict(cfg),
-        "history": [],
-    }
-    return _fit(model, tokenizer, batches, valid_ids, cfg, Path(model_path), meta, on_progress or (lambda _: None))
+    path = Path(model_path)
+    checkpoint.check_writable(path)
+    with checkpoint.Lock(path):
+        if not resume and checkpoint.resume_path(path).exists():
+            raise LMError(f"{checkpoint.resume_path(path)} holds an unfinished run; continue it with --resume, "
+                          f"or delete it to start afresh")
+        run = _Run.resumed(path, corpus, valid, encoding, errors, settings) if resume else \
+            _Run.fresh(path, corpus, valid, encoding, errors, settings)
+        return run.fit(on_progress or (lambda _: None))
+
+
+def _corpus_entry(path: str | Path, text: str) -> dict:
+    return {"name": Path(path).name, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 
 
 class Trainer:
@@ -164,6 +209,8 @@ class Trainer:
         if not math.isfinite(loss):
             return loss, math.nan, False
         norm, scale, clipped = optim.clip(model.grad, self.cfg.clip, self.cfg.clip_value)
+        if not math.isfinite(norm):  # an overflowing gradient would write inf or nan into every weight
+            return loss, norm, False
         self.opt.step(model.flat, model.grad, lr, scale)
         return loss, norm, clipped
 
@@ -202,86 +249,269 @@ def _recipe(cfg: TrainConfig) -> str:
             f"{cfg.seq_len} steps, {cfg.epochs} epochs{stop}")
 
 
-def _fit(model, tokenizer, batches, valid_ids, cfg, path, meta, report) -> TrainResult:
-    trainer = Trainer(model, cfg)
-    B = cfg.batch_size
-    steps = len(batches)
-    c = model.config
-    report(StartInfo(f"{c.layers} x {c.hidden} {c.cell.upper()}, embedding {c.embed}", model.num_params(),
-                     c.vocab, batches.tokens, len(valid_ids), steps, _recipe(cfg)))
-    history: list[EpochInfo] = []
-    best = math.inf  # the best validation loss: the saved model's
-    watched = math.inf  # the last validation loss that counted as an improvement (by min_delta)
-    stale = 0  # epochs since then
-    lr = cfg.learning_rate
-    start = time.perf_counter()
-    train_time = 0.0
-    clipped_steps = total_steps = 0
-    stopped = None
-    stats = GradStats(c.layers, cfg.seq_len) if cfg.grad_stats else None
-    for epoch in range(1, cfg.epochs + 1):
-        if cfg.lr_schedule == "step":
-            lr = cfg.lr_at(epoch)
-        trainer.reset_state()
-        nats = 0.0
-        tokens = 0
-        epoch_start = time.perf_counter()
-        for step, (x, y) in enumerate(batches, 1):
-            if stats and total_steps % stats.EVERY == 0:
-                stats.measure(model, x, y, trainer.state)
-            loss, norm, clipped = trainer.step(x, y, lr)
-            if not math.isfinite(loss):
-                raise LMError(
-                    f"training diverged (loss is {loss} at epoch {epoch}, step {step}); "
-                    f"try a lower --lr or a smaller --clip"
-                )
-            nats += loss
-            tokens += y.size
-            total_steps += 1
-            clipped_steps += clipped
-            now = time.perf_counter()
-            rate = tokens / (now - epoch_start)
-            elapsed = train_time + now - epoch_start
-            left = (steps - step + (cfg.epochs - epoch) * steps) * y.size / rate
-            if cfg.max_time is not None:
-                left = min(left, max(0.0, cfg.max_time - elapsed))
-            report(StepInfo(epoch, cfg.epochs, step, steps, nats / tokens, rate, elapsed, left, norm,
-                            clipped_steps / total_steps))
-            if cfg.max_time is not None and elapsed >= cfg.max_time:
-                if step < steps or epoch < cfg.epochs:
-                    stopped = "max-time"
-                break
-        epoch_time = time.perf_counter() - epoch_start
-        train_time += epoch_time
+class _Signals:
+    """While training runs in the main thread: the first SIGINT or SIGTERM asks the loop to stop
+    at the next step boundary; a second raises KeyboardInterrupt at once, which every write
+    survives (they are atomic)."""
+
+    def __init__(self, report: Report):
+        self.report = report
+        self.requested: str | None = None
+        self.previous: dict = {}
+
+    def __enter__(self) -> "_Signals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        self.report(Notice(f"{self.requested}: saving the training state after this step "
+                           f"(again to quit at once, keeping the last saved files)"))
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class _Run:
+    """One training run: its data, model, optimizer and RunState, from scratch or from a resume file."""
+
+    def __init__(self, path, tokenizer, model, batches, valid_ids, cfg, meta, rs: RunState):
+        self.path, self.tokenizer, self.model, self.batches = path, tokenizer, model, batches
+        self.valid_ids, self.cfg, self.meta, self.rs = valid_ids, cfg, meta, rs
+        self.trainer = Trainer(model, cfg)
+        self.stats = GradStats(model.config.layers, cfg.seq_len) if cfg.grad_stats else None
+
+    @classmethod
+    def fresh(cls, path, corpus, valid, encoding, errors, settings) -> "_Run":
+        tok_cfg, model_settings, cfg = split_settings(settings)
+        text = read_text(corpus, encoding, errors)
+        tokenizer = Tokenizer.fit(text, tok_cfg)
+        ids, _ = tokenizer.encode(text)
+        valid_text = None if valid is None else read_text(valid, encoding, errors)
+        meta = {
+            "lm_version": __version__,
+            "corpus": _corpus_entry(corpus, text),
+            "valid": None if valid is None else _corpus_entry(valid, valid_text),
+            "tokenizer_config": asdict(tok_cfg),
+            "train_config": asdict(cfg),
+            "history": [],
+        }
+        model = Model.init(ModelConfig(vocab=len(tokenizer), **model_settings), np.random.default_rng(cfg.seed))
+        batches, valid_ids = _data(tokenizer, ids, valid, valid_text, cfg)
+        return cls(path, tokenizer, model, batches, valid_ids, cfg, meta, RunState(lr=cfg.lr_at(1)))
+
+    @classmethod
+    def resumed(cls, path, corpus, valid, encoding, errors, settings) -> "_Run":
+        where = checkpoint.resume_path(path)
+        if not where.exists():
+            raise LMError(f"nothing to resume: no {where} (it is written when training is interrupted, "
+                          f"stops at --max-time, or every --checkpoint-every steps)")
+        ckpt = checkpoint.load(where)
+        meta = ckpt.meta
+        try:
+            rs = RunState(**meta.pop("resume"))
+            saved = {**meta["tokenizer_config"], **ckpt.model.config_dict(), **meta["train_config"]}
+            cfg = TrainConfig(**{**meta["train_config"], **{k: v for k, v in settings.items() if k in RESUMABLE}})
+        except (KeyError, TypeError, ConfigError) as e:
+            raise LMError(f"{where} is not a resume file or is damaged ({e})") from None
+        for key, value in settings.items():
+            if key not in saved:
+                raise ConfigError(f"unknown setting {key!r}")
+            if key not in RESUMABLE and value != saved[key]:
+                raise ConfigError(f"--{key.replace('_', '-')} cannot change when resuming "
+                                  f"(the run has {saved[key]!r})")
+        text = read_text(corpus, encoding, errors)
+        if _corpus_entry(corpus, text)["sha256"] != meta["corpus"]["sha256"]:
+            raise LMError(f"{corpus} is not the text this run was trained on ({meta['corpus']['name']}, "
+                          f"sha256 {meta['corpus']['sha256'][:12]}...); resume with that file")
+        valid_text = None if valid is None else read_text(valid, encoding, errors)
+        if (meta["valid"] or {}).get("sha256") != (valid_text and _corpus_entry(valid, valid_text)["sha256"]):
+            expected = "no --valid" if meta["valid"] is None else f"--valid {meta['valid']['name']}"
+            raise LMError(f"this run validated with {expected}; resume with the same")
+        tokenizer, model = ckpt.tokenizer, ckpt.model
+        ids, _ = tokenizer.encode(text)
+        batches, valid_ids = _data(tokenizer, ids, valid, valid_text, cfg)
+        meta["train_config"] = asdict(cfg)
+        run = cls(path, tokenizer, model, batches, valid_ids, cfg, meta, rs)
+        run._load_extra(ckpt.extra, where)
+        return run
+
+    def _load_extra(self, extra: dict, where: Path) -> None:
+        """The optimizer's moments, the carried state and the gradient statistics of a resume file."""
+        trainer = self.trainer
+        try:
+            trainer.opt.load({k[len("opt.") :]: v for k, v in extra.items() if k.startswith("opt.")})
+            for layer, parts in enumerate(trainer.state):
+                for k, part in enumerate(parts):
+                    part[:] = extra[f"state.{layer}.{k}"]
+            if self.stats:
+                self.stats.total[:] = extra["grad_stats"]
+                self.stats.samples = self.rs.grad_samples
+        except (KeyError, ValueError) as e:
+            raise LMError(f"{where} is damaged: its training arrays do not fit the model ({e})") from None
+
+    def _save_resume(self) -> Path:
+        where = checkpoint.resume_path(self.path)
+        extra = {f"opt.{k}": v for k, v in self.trainer.opt.state().items()}
+        for layer, parts in enumerate(self.trainer.state):
+            extra.update({f"state.{layer}.{k}": part for k, part in enumerate(parts)})
+        if self.stats:
+            extra["grad_stats"] = self.stats.total
+            self.rs.grad_samples = self.stats.samples
+        self.rs.wall_time = self._wall()
+        meta = {**self.meta, "resume": asdict(self.rs)}
+        checkpoint.save(where, Checkpoint(self.model, self.tokenizer, meta, extra))
+        return where
+
+    def _snapshot(self) -> dict:
+        return {"flat": self.model.flat.copy(), **{k: v.copy() for k, v in self.trainer.opt.state().items()}}
+
+    def _rollback(self, snapshot: dict) -> None:
+        self.model.flat[:] = snapshot["flat"]
+        self.trainer.opt.load(snapshot)
+        self.trainer.reset_state()
+
+    def fit(self, report: Report) -> TrainResult:
+        self._session_start, self._wall_before = time.perf_counter(), self.rs.wall_time
+        with _Signals(report) as signals:
+            stopped = self._epochs(report, signals)
+        where = checkpoint.resume_path(self.path)
+        if stopped in (None, "patience"):  # the run is complete: nothing left to resume
+            where.unlink(missing_ok=True)
+            where = None
+        else:
+            where = self._save_resume()
+        best = self.rs.best
+        history = [EpochInfo(**h) for h in self.meta["history"]]
+        return TrainResult(self.path, history, best, stopped, where)
+
+    def _epochs(self, report: Report, signals: _Signals) -> str | None:
+        """Train until the last epoch, max_time, patience or a signal; which of them stopped it."""
+        cfg, rs, model, batches, trainer = self.cfg, self.rs, self.model, self.batches, self.trainer
+        c = model.config
+        report(StartInfo(f"{c.layers} x {c.hidden} {c.cell.upper()}, embedding {c.embed}", model.num_params(),
+                         c.vocab, batches.tokens, len(self.valid_ids), len(batches), _recipe(cfg)))
+        if rs.step or rs.epoch > 1:
+            report(Notice(f"resuming at epoch {rs.epoch}, step {rs.step} of {len(batches)}"))
+        steps = len(batches)
+        trained_before = rs.train_time + rs.epoch_time  # max_time counts this session's training only
+        snapshot, snapshot_step, failures = self._snapshot(), rs.total_steps, 0
+        stopped = None
+        while rs.epoch <= cfg.epochs:
+            epoch = rs.epoch
+            if rs.step == 0:
+                if cfg.lr_schedule == "step":
+                    rs.lr = cfg.lr_at(epoch) * rs.lr_scale
+                trainer.reset_state()
+                rs.epoch_nats, rs.epoch_tokens, rs.epoch_time = 0.0, 0, 0.0
+            epoch_start = time.perf_counter() - rs.epoch_time
+            for step, (x, y) in enumerate(batches.from_step(rs.step), rs.step + 1):
+                if signals.requested:
+                    return signals.requested
+                if self.stats and rs.total_steps % self.stats.EVERY == 0:
+                    self.stats.measure(model, x, y, trainer.state)
+                loss, norm, clipped = trainer.step(x, y, rs.lr)
+                if not (math.isfinite(loss) and math.isfinite(norm)):
+                    failures += 1
+                    if failures > MAX_ROLLBACKS:
+                        raise LMError(f"training diverged: the loss was {loss} at epoch {epoch}, step {step}, "
+                                      f"{MAX_ROLLBACKS} times after rolling back, down to --lr {rs.lr:.3g}; "
+                                      f"try a lower --lr or a smaller --clip (the saved model is kept)")
+                    self._rollback(snapshot)
+                    rs.lr *= 0.5
+                    rs.lr_scale *= 0.5
+                    report(Notice(f"the loss was {loss} at epoch {epoch}, step {step}: rolled back to the "
+                                  f"weights of {snapshot_step} steps in, learning rate halved to {rs.lr:.3g}"))
+                    continue
+                rs.step = step
+                rs.epoch_nats += loss
+                rs.epoch_tokens += y.size
+                rs.total_steps += 1
+                rs.clipped_steps += clipped
+                now = time.perf_counter()
+                rs.epoch_time = now - epoch_start
+                if rs.total_steps % ROLLBACK_EVERY == 0:
+                    snapshot, snapshot_step, failures = self._snapshot(), rs.total_steps, 0
+                if cfg.checkpoint_every and rs.total_steps % cfg.checkpoint_every == 0:
+                    self._save_resume()
+                rate = rs.epoch_tokens / rs.epoch_time
+                session = rs.train_time + rs.epoch_time - trained_before
+                left = (steps - step + (cfg.epochs - epoch) * steps) * y.size / rate
+                if cfg.max_time is not None:
+                    left = min(left, max(0.0, cfg.max_time - session))
+                report(StepInfo(epoch, cfg.epochs, step, steps, rs.epoch_nats / rs.epoch_tokens, rate,
+                                rs.train_time + rs.epoch_time, left, norm, rs.clipped_steps / rs.total_steps))
+                if cfg.max_time is not None and session >= cfg.max_time:
+                    if step < steps or epoch < cfg.epochs:
+                        stopped = "max-time"
+                    break
+            if not rs.epoch_tokens:  # every step of the epoch rolled back
+                raise LMError(f"no step of epoch {epoch} had a finite loss; try a lower --lr")
+            rs.train_time += rs.epoch_time
+            self._end_epoch(report)
+            if stopped is None and cfg.patience and rs.stale >= cfg.patience and rs.epoch <= cfg.epochs:
+                stopped = "patience"
+            if stopped:
+                return stopped
+            if signals.requested:
+                return signals.requested
+        return None
+
+    def _wall(self) -> float:
+        """Seconds of this run in all, earlier sessions included."""
+        return self._wall_before + time.perf_counter() - self._session_start
+
+    def _end_epoch(self, report: Report) -> None:
+        """Validate, record the epoch, save the model if it improved, and apply the schedule."""
+        cfg, rs, meta = self.cfg, self.rs, self.meta
+        valid_start = time.perf_counter()
         valid_loss = None
-        if len(valid_ids):
-            valid_loss = stream_nats(model, valid_ids, tokenizer.start_id, B, cfg.seq_len) / len(valid_ids)
-        valid_time = time.perf_counter() - epoch_start - epoch_time
-        improved = valid_loss is None or valid_loss < best
+        if len(self.valid_ids):
+            nats = stream_nats(self.model, self.valid_ids, self.tokenizer.start_id, cfg.batch_size, cfg.seq_len)
+            valid_loss = nats / len(self.valid_ids)
+        improved = valid_loss is None or rs.best is None or valid_loss < rs.best
         info = EpochInfo(
-            epoch, nats / tokens, valid_loss, None if valid_loss is None else math.exp(valid_loss),
-            tokens / epoch_time, time.perf_counter() - start, lr, improved, epoch_time, valid_time,
+            rs.epoch, rs.epoch_nats / rs.epoch_tokens, valid_loss,
+            None if valid_loss is None else math.exp(min(valid_loss, 700.0)),
+            rs.epoch_tokens / rs.epoch_time, self._wall(), rs.lr, improved, rs.epoch_time,
+            time.perf_counter() - valid_start,
         )
-        history.append(info)
-        meta["history"] = [h.to_dict() for h in history]
-        meta["train_time_s"] = train_time
-        if stats:
-            meta["grad_stats"] = stats.to_dict(clipped_steps / total_steps)
+        meta["history"].append(info.to_dict())
+        meta["train_time_s"] = rs.train_time
+        if self.stats:
+            meta["grad_stats"] = self.stats.to_dict(rs.clipped_steps / rs.total_steps)
         if improved:
-            best = valid_loss if valid_loss is not None else best
+            rs.best = valid_loss
             meta["best_valid_loss"] = valid_loss
-            meta["best_epoch"] = epoch
-            checkpoint.save(path, Checkpoint(model, tokenizer, meta))
+            meta["best_epoch"] = rs.epoch
+            checkpoint.save(self.path, Checkpoint(self.model, self.tokenizer, meta))
         report(info)
         if valid_loss is not None:
-            if valid_loss < watched - cfg.min_delta:
-                watched, stale = valid_loss, 0
+            if rs.watched is None or valid_loss < rs.watched - cfg.min_delta:
+                rs.watched, rs.stale = valid_loss, 0
             else:
-                stale += 1
+                rs.stale += 1
                 if cfg.lr_schedule == "plateau":
-                    lr *= cfg.lr_decay
-                if cfg.patience and stale >= cfg.patience and epoch < cfg.epochs:
-                    stopped = "patience"
-        if stopped:
-            break
-    return TrainResult(path, history, None if best == math.inf else best, stopped)
+                    rs.lr *= cfg.lr_decay
+        rs.epoch, rs.step = rs.epoch + 1, 0
+
+
+def _data(tokenizer: Tokenizer, ids: np.ndarray, valid, valid_text: str | None, cfg: TrainConfig):
+    """The training windows and the validation stream: the `valid` file's, or the corpus's tail."""
+    if valid_text is not None:
+        train_ids, (valid_ids, _) = ids, tokenizer.encode(valid_text)
+    else:
+        train_ids, valid_ids = split_tail(ids, cfg.valid_fraction, tokenizer.eos_id)
+    if cfg.valid_fraction == 0 and valid is None and (cfg.patience or cfg.lr_schedule == "plateau"):
+        raise ConfigError("--patience and --lr-schedule plateau watch the validation loss; "
+                          "keep a --valid-fraction above 0 or give --valid")
+    if (valid is not None or cfg.valid_fraction > 0) and not len(valid_ids):
+        source = valid if valid is not None else "the held-out tail"
+        raise LMError(f"no validation text: {source} has no tokens the model knows; "
+                      f"give another --valid, or --valid-fraction 0 to train without validation")
+    return Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len), valid_ids

@@ -1,0 +1,363 @@
+"""Nothing lost, nothing crashes: interrupted and resumed training, failed writes, non-finite
+losses, and every bad input of the "What happens when..." list in the README."""
+
+import errno
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+from cli_utils import TINY_FLAGS, assert_ok, assert_one_line_error, run_lm
+from conftest import CORPUS_TEXT, TINY
+
+import lm
+from lm import checkpoint, cli
+from lm.model import Model
+from lm.train import Notice, StepInfo
+
+# ----- interrupted and resumed training -----
+
+
+def _signal_at(steps: int, sig=signal.SIGINT):
+    """A progress callback that sends `sig` to this process after the given number of steps."""
+    seen = 0
+
+    def report(info):
+        nonlocal seen
+        if isinstance(info, StepInfo):
+            seen += 1
+            if seen == steps:
+                os.kill(os.getpid(), sig)
+
+    return report
+
+
+def _assert_same_run(a, b):
+    for name in a.model.params:
+        np.testing.assert_array_equal(a.model.params[name], b.model.params[name], err_msg=name)
+    for key in ("train_loss", "valid_loss", "lr"):
+        assert [h[key] for h in a.meta["history"]] == [h[key] for h in b.meta["history"]], key
+    assert a.meta.get("grad_stats") == b.meta.get("grad_stats")
+
+
+@pytest.mark.parametrize(
+    "settings, stops",
+    [
+        (dict(cell="lstm", layers=2), (7, 20)),  # Adam; stopped mid-epoch twice
+        (dict(cell="gru", optimizer="sgd", lr=0.5, lr_decay=0.5), (18,)),  # at the end of epoch 1's steps
+        (dict(cell="rnn", lr_schedule="plateau", lr_decay=0.5), (30,)),
+    ],
+    ids=["lstm-adam-twice", "gru-sgd-decay", "rnn-plateau"],
+)
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, corpus, settings, stops):
+    kw = {**TINY, "epochs": 3, "grad_stats": True, **settings}
+    lm.train(corpus, tmp_path / "whole.npz", **kw)
+    path = tmp_path / "parts.npz"
+    first = lm.train(corpus, path, on_progress=_signal_at(stops[0]), **kw)
+    assert first.stopped == "SIGINT" and first.resume_path == checkpoint.resume_path(path)
+    for more in stops[1:]:
+        assert lm.train(corpus, path, resume=True, on_progress=_signal_at(more)).stopped == "SIGINT"
+    last = lm.train(corpus, path, resume=True)
+    assert last.stopped is None and last.resume_path is None
+    assert not checkpoint.resume_path(path).exists()
+    _assert_same_run(lm.load(tmp_path / "whole.npz"), lm.load(path))
+
+
+def test_the_resume_file_is_a_model_you_can_sample_from(tmp_path, corpus):
+    result = lm.train(corpus, tmp_path / "m.npz", on_progress=_signal_at(3), **TINY)
+    ckpt = lm.load(result.resume_path)
+    assert {"opt.m", "opt.v", "opt.t", "state.0.0", "state.0.1"} <= set(ckpt.extra)
+    assert "".join(lm.sample(ckpt.model, ckpt.tokenizer, chars=20, seed=1))
+
+
+def test_checkpoint_every_writes_the_resume_file_while_training(tmp_path, corpus, monkeypatch):
+    saved = []
+    original = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda path, ckpt: (saved.append(path.name), original(path, ckpt)))
+    lm.train(corpus, tmp_path / "m.npz", checkpoint_every=5, **TINY)
+    assert saved.count("m.resume.npz") == (2 * 18) // 5
+    assert not (tmp_path / "m.resume.npz").exists()  # the finished run removed it
+
+
+def test_resume_refuses_other_settings_another_corpus_or_nothing_to_resume(tmp_path, corpus):
+    with pytest.raises(lm.LMError, match="nothing to resume"):
+        lm.train(corpus, tmp_path / "m.npz", resume=True)
+    lm.train(corpus, tmp_path / "m.npz", on_progress=_signal_at(3), **TINY)
+    with pytest.raises(lm.ConfigError, match="--hidden cannot change"):
+        lm.train(corpus, tmp_path / "m.npz", resume=True, hidden=32)
+    other = tmp_path / "other.txt"
+    other.write_text(CORPUS_TEXT.upper())
+    with pytest.raises(lm.LMError, match="not the text this run was trained on"):
+        lm.train(other, tmp_path / "m.npz", resume=True)
+    with pytest.raises(lm.LMError, match="holds an unfinished run"):
+        lm.train(corpus, tmp_path / "m.npz", **TINY)
+    assert lm.train(corpus, tmp_path / "m.npz", resume=True, epochs=3).history[-1].epoch == 3
+
+
+def _start_training(tmp_path, *flags):
+    """`lm train` on a corpus long enough to run for a minute, once it has printed `wait_for`."""
+    (tmp_path / "long.txt").write_text(CORPUS_TEXT * 200)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lm", "train", "long.txt", *TINY_FLAGS, "--epochs", "50", *flags],
+        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for(proc, text):
+    for line in proc.stderr:
+        if text in line:
+            return
+    pytest.fail(f"`lm train` ended without printing {text!r}")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_saves_the_state_and_resume_finishes_the_run(tmp_path, sig, code):
+    proc = _start_training(tmp_path)
+    _wait_for(proc, "recipe:")
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == code, rest
+    assert "Traceback" not in rest
+    assert f"continue with: lm train long.txt -m model.npz --resume" in rest
+    assert (tmp_path / "model.resume.npz").exists()
+    done = run_lm("train", "long.txt", "--resume", "--epochs", "1", cwd=tmp_path)
+    assert_ok(done)
+    assert "resuming at epoch 1, step" in done.stderr
+    assert lm.load(tmp_path / "model.npz").meta["history"][-1]["epoch"] == 1
+    assert not (tmp_path / "model.resume.npz").exists()
+
+
+def test_a_second_ctrl_c_quits_at_once_and_keeps_the_saved_model(tmp_path):
+    proc = _start_training(tmp_path)
+    _wait_for(proc, "epoch 1:")  # the model of epoch 1 is saved
+    saved = (tmp_path / "model.npz").read_bytes()
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 130, rest
+    assert "Traceback" not in rest
+    assert lm.load(tmp_path / "model.npz").model.num_params() > 0
+    assert (tmp_path / "model.npz").read_bytes() == saved or "epoch 2:" in rest
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_two_runs_cannot_write_the_same_model_at_once(tmp_path, corpus):
+    with checkpoint.Lock(tmp_path / "m.npz"):
+        with pytest.raises(lm.LMError, match="another `lm train` is writing"):
+            lm.train(corpus, tmp_path / "m.npz", **TINY)
+    lm.train(corpus, tmp_path / "m.npz", **TINY)  # free again once the first is done
+
+
+def test_two_lm_train_processes_on_one_path(tmp_path):
+    proc = _start_training(tmp_path)
+    _wait_for(proc, "recipe:")
+    second = run_lm("train", "long.txt", *TINY_FLAGS, cwd=tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert_one_line_error(second, "another `lm train` is writing", code=1)
+
+
+# ----- writes that fail -----
+
+
+@pytest.mark.parametrize("target", ["fsync", "replace"])
+def test_a_failed_fsync_or_rename_keeps_the_old_model(tmp_path, corpus, target, monkeypatch):
+    path = tmp_path / "m.npz"
+    lm.train(corpus, path, **TINY)
+    before = path.read_bytes()
+
+    def fail(*args):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(checkpoint.os, target, fail)
+    ckpt = lm.load(path)
+    with pytest.raises(lm.LMError, match="Input/output error"):
+        checkpoint.save(path, ckpt)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == [".m.npz.lock", "corpus.txt", "m.npz"]
+
+
+def test_a_full_disk_during_training_keeps_the_last_good_model(tmp_path, corpus, monkeypatch):
+    """The first epoch's model is written; the disk fills up before the second's."""
+    path = tmp_path / "m.npz"
+    original = checkpoint.np.savez
+
+    def savez(file, **arrays):
+        if path.exists():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        original(file, **arrays)
+
+    monkeypatch.setattr(checkpoint.np, "savez", savez)
+    with pytest.raises(lm.LMError, match="No space left on device"):
+        lm.train(corpus, path, **TINY)
+    monkeypatch.undo()
+    assert [h["epoch"] for h in lm.load(path).meta["history"]] == [1]
+
+
+def test_weights_that_are_not_finite_are_never_saved(tmp_path, corpus):
+    ckpt = lm.load(lm.train(corpus, tmp_path / "m.npz", **TINY).path)
+    ckpt.model.flat[3] = np.nan
+    with pytest.raises(lm.LMError, match="not finite"):
+        checkpoint.save(tmp_path / "bad.npz", ckpt)
+    assert not (tmp_path / "bad.npz").exists()
+
+
+# ----- a loss that is not finite -----
+
+
+def test_a_nan_loss_rolls_back_and_halves_the_learning_rate(tmp_path, corpus, monkeypatch):
+    calls = 0
+    original = Model.loss_and_grads
+
+    def flaky(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        loss, grads, state = original(self, *args, **kwargs)
+        return (math.nan if calls == 5 else loss), grads, state
+
+    monkeypatch.setattr(Model, "loss_and_grads", flaky)
+    notices = []
+    result = lm.train(corpus, tmp_path / "m.npz", on_progress=lambda i: isinstance(i, Notice) and notices.append(i.text),
+                      lr=0.01, **TINY)
+    assert len(notices) == 1 and "rolled back" in notices[0] and "halved to 0.005" in notices[0]
+    assert [h.lr for h in result.history] == [0.005, 0.005]
+    assert np.isfinite(lm.load(tmp_path / "m.npz").model.flat).all()
+
+
+def test_training_that_keeps_diverging_stops_and_keeps_the_old_model(tmp_path, corpus, monkeypatch):
+    path = tmp_path / "m.npz"
+    lm.train(corpus, path, **TINY)
+    before = path.read_bytes()
+    original = Model.loss_and_grads
+    calls = 0
+
+    def diverging(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        loss, grads, state = original(self, *args, **kwargs)
+        return (math.inf if calls > 4 else loss), grads, state
+
+    monkeypatch.setattr(Model, "loss_and_grads", diverging)
+    notices = []
+    with pytest.raises(lm.LMError, match="training diverged"):
+        lm.train(corpus, path, on_progress=lambda i: isinstance(i, Notice) and notices.append(i.text), **TINY)
+    assert len(notices) == 3 and all("rolled back" in n for n in notices)
+    assert path.read_bytes() == before
+
+
+# ----- bad input -----
+
+
+def test_encoding_and_errors_options_read_what_strict_utf8_refuses(tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("the café sat on the mat.\n".encode("latin-1") * 30)
+    strict = run_lm("train", "latin1.txt", *TINY_FLAGS, cwd=tmp_path)
+    assert_one_line_error(strict, "offset 7", "--errors replace", code=1)
+    for flags in (["--encoding", "latin-1"], ["--errors", "replace", "-m", "r.npz"]):
+        assert_ok(run_lm("train", "latin1.txt", "--epochs", "1", *TINY_FLAGS, *flags, cwd=tmp_path))
+    assert "é" in lm.load(tmp_path / "model.npz").tokenizer.tokens
+    assert "\ufffd" in lm.load(tmp_path / "r.npz").tokenizer.tokens
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "word"])
+def test_a_single_ten_megabyte_line(tmp_path, tokenizer):
+    words = np.random.default_rng(0).choice(["the", "cat", "sat", "on", "a", "mat", "."], 2_000_000)
+    line = " ".join(words)[: 10 * 2**20]
+    (tmp_path / "line.txt").write_text(line)
+    result = lm.train(tmp_path / "line.txt", tmp_path / "m.npz", tokenizer=tokenizer, valid_fraction=0.01,
+                      max_time=0.5, **TINY)
+    assert result.stopped == "max-time"
+    assert np.isfinite(result.best_valid_loss)
+
+
+def test_unknown_characters_and_words_and_empty_sentences(tmp_path, char_model, word_model):
+    char = lm.load(char_model)
+    score = lm.score_sentence(char.model, char.tokenizer, "the cat ☃ sat")
+    assert score.unknown == 1 and "☃" not in score.tokens  # a character model leaves it out, counted
+    primed = run_lm("sample", "-m", char_model, "--prime", "the ☃", cwd=tmp_path)
+    assert_one_line_error(primed, "never saw", "'☃'", code=1)
+    word = lm.load(word_model)
+    score = lm.score_sentence(word.model, word.tokenizer, "the zebra sat")
+    assert score.unknown == 1 and "<UNK>" in score.tokens
+    for empty in ("", "   "):
+        assert_one_line_error(run_lm("score", "-m", char_model, empty, cwd=tmp_path), "nothing to score", code=1)
+
+
+def test_a_model_path_in_a_read_only_place_fails_before_training(tmp_path, corpus):
+    result = run_lm("train", corpus.name, "-m", "/proc/model.npz", *TINY_FLAGS, cwd=tmp_path)
+    assert_one_line_error(result, "/proc is not writable", code=1)
+    assert "epoch" not in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_directory_fails_before_training(tmp_path, corpus):
+    (tmp_path / "ro").mkdir(mode=0o555)
+    result = run_lm("train", corpus.name, "-m", "ro/model.npz", *TINY_FLAGS, cwd=tmp_path)
+    assert_one_line_error(result, "not writable", code=1)
+
+
+def test_a_million_characters_stream_in_flat_memory(char_model):
+    """`--chars 1000000` prints as it draws: memory does not grow with the length."""
+    ckpt = lm.load(char_model)
+
+    def peak(chars):
+        tracemalloc.start()
+        drawn = sum(len(piece) for piece in lm.sample(ckpt.model, ckpt.tokenizer, chars=chars, seed=0))
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert drawn == chars
+        return top
+
+    assert peak(8_000) < 1.2 * peak(800) + 20_000
+
+
+# ----- every numeric flag: zero, negative, NaN -----
+
+
+def run_main(monkeypatch, capsys, *args):
+    """`lm ARGS` in this process (fast): exit code, stdout, stderr."""
+    monkeypatch.setattr(sys, "argv", ["lm", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+TRAIN_NUMERIC = ["--valid-fraction", "--vocab-size", "--layers", "--hidden", "--embed", "--seq-len", "--batch-size",
+                 "--epochs", "--max-time", "--lr", "--lr-decay", "--decay-after", "--patience", "--min-delta",
+                 "--clip", "--clip-value", "--seed", "--checkpoint-every"]
+ZERO_MEANS_OFF = {"--valid-fraction", "--decay-after", "--min-delta", "--clip", "--clip-value", "--seed"}
+SAMPLE_NUMERIC = ["--chars", "--words", "--tokens", "--temperature", "--seed", "--num"]
+
+
+def _check_value(monkeypatch, capsys, command, flag, value, zero_ok):
+    code, out, err = run_main(monkeypatch, capsys, *command, flag, value)
+    if value == "0" and zero_ok:
+        assert code == 0, err
+        return
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lm: error:") and flag in lines[0], err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_every_numeric_train_flag_refuses_bad_values(tmp_path, corpus, monkeypatch, capsys, value):
+    monkeypatch.chdir(tmp_path)
+    for flag in TRAIN_NUMERIC:
+        command = ["train", corpus.name, "-m", f"m{flag}.npz", "--epochs", "1", *TINY_FLAGS]
+        _check_value(monkeypatch, capsys, command, flag, value, flag in ZERO_MEANS_OFF)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_every_numeric_sample_and_eval_flag_refuses_bad_values(tmp_path, corpus, char_model, monkeypatch, capsys,
+                                                               value):
+    for flag in SAMPLE_NUMERIC:
+        _check_value(monkeypatch, capsys, ["sample", "-m", char_model, "--chars", "5"], flag, value,
+                     flag == "--seed")
+    _check_value(monkeypatch, capsys, ["eval", corpus, "-m", char_model], "--batch-size", value, False)
