@@ -70,10 +70,11 @@ def split_tail(ids: np.ndarray, fraction: float, eos_id: int | None) -> tuple[np
 class Batches:
     """A stream of N token ids as B parallel streams, cut into windows of T steps.
 
-    The input stream is the ids shifted right by one, with `start_id` as x<1>; stream b
-    holds positions [b*n, (b+1)*n) with n = N // B, so the hidden state carried from one
-    window to the next (truncated BPTT) continues the same text. Each window is a pair of
+    Stream b holds positions [b*n, (b+1)*n) with n = N // B, so the hidden state carried from
+    one window to the next (truncated BPTT) continues the same text. Each window is a pair of
     time-major int32 arrays: inputs x and targets y, both (T, B); the last may be shorter.
+    Only the targets are kept, as one (n, B) array: a window's inputs are the targets one step
+    earlier, x<1> of stream b the token before its start (`start_id` for the first stream).
     """
 
     def __init__(self, ids: np.ndarray, start_id: int, batch_size: int, seq_len: int):
@@ -83,13 +84,12 @@ class Batches:
                 f"the corpus has {len(ids)} tokens, too few for --batch-size {batch_size}; "
                 f"use a smaller --batch-size or a longer corpus"
             )
-        used = batch_size * n
-        self.x = np.ascontiguousarray(inputs_for(ids[:used], start_id).reshape(batch_size, n).T)
-        self.y = np.ascontiguousarray(ids[:used].astype(np.int32).reshape(batch_size, n).T)
+        self.y = np.ascontiguousarray(ids[: batch_size * n].astype(np.int32, copy=False).reshape(batch_size, n).T)
+        self.first = np.concatenate([[start_id], self.y[-1, :-1]]).astype(np.int32)  # x<1> of each stream
         self.seq_len = seq_len
 
     def __len__(self) -> int:
-        return -(-self.x.shape[0] // self.seq_len)
+        return -(-self.y.shape[0] // self.seq_len)
 
     @property
     def tokens(self) -> int:
@@ -100,6 +100,10 @@ class Batches:
 
     def from_step(self, step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The windows after the first `step` (where a resumed epoch goes on)."""
-        T = self.seq_len
-        for i in range(step * T, self.x.shape[0], T):
-            yield self.x[i : i + T], self.y[i : i + T]
+        T, y = self.seq_len, self.y
+        for i in range(step * T, y.shape[0], T):
+            window = y[i : i + T]
+            x = np.empty_like(window)
+            x[0] = y[i - 1] if i else self.first
+            x[1:] = window[:-1]
+            yield x, window

@@ -65,7 +65,7 @@ class Tokenizer:
                 return cls("char", [EOS] + sorted(set("".join(text.splitlines()))), config.lower, True)
             return cls("char", sorted(set(text)), config.lower, False)
         probe = cls(config.tokenizer, [EOS, UNK], config.lower, True)
-        counts = Counter(tok for line in text.splitlines() for tok in probe.split(line))
+        counts = Counter(tok for piece in _pieces(text) for line in piece.splitlines() for tok in probe.split(line))
         for special in (EOS, *UNK_LITERALS):
             counts.pop(special, None)
         words = sorted(counts, key=lambda w: (-counts[w], w))[: config.vocab_size]
@@ -131,12 +131,19 @@ class Tokenizer:
         Word models and `--lines` character models read every non-blank line as a sentence
         ending in <EOS>; a plain character model reads the text as one stream.
         """
-        parts, unknown = [np.zeros(0, dtype=np.int32)], 0
+        # A character gives at most one id (a line's <EOS> replaces its break), so a character
+        # model's ids fill one array in place: no second copy of a large corpus's ids.
+        out = np.empty(len(text) + 1, dtype=np.int32) if self.kind == "char" else None
+        parts, n, unknown = [np.zeros(0, dtype=np.int32)], 0, 0
         for piece in _pieces(text):
             ids, piece_unknown = self._encode_piece(piece)
-            parts.append(ids)
+            if out is None:
+                parts.append(ids)
+            else:
+                out[n : n + len(ids)] = ids
+            n += len(ids)
             unknown += piece_unknown
-        return np.concatenate(parts), unknown
+        return (np.concatenate(parts) if out is None else out[:n]), unknown
 
     def _encode_piece(self, text: str) -> tuple[np.ndarray, int]:
         if self.kind == "char":  # vectorised: one lookup of the code points of the whole piece

@@ -507,6 +507,7 @@ def _data(tokenizer: Tokenizer, ids: np.ndarray, valid, valid_text: str | None, 
         train_ids, (valid_ids, _) = ids, tokenizer.encode(valid_text)
     else:
         train_ids, valid_ids = split_tail(ids, cfg.valid_fraction, tokenizer.eos_id)
+        valid_ids = valid_ids.copy()  # a view would keep the whole corpus's ids alive beside the batches
     if cfg.valid_fraction == 0 and valid is None and (cfg.patience or cfg.lr_schedule == "plateau"):
         raise ConfigError("--patience and --lr-schedule plateau watch the validation loss; "
                           "keep a --valid-fraction above 0 or give --valid")
