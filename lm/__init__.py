@@ -2,19 +2,22 @@
 
     import lm
     lm.train("corpus.txt", "model.npz", cell="gru", epochs=3)
-    ckpt = lm.load("model.npz")
-    print("".join(lm.sample(ckpt.model, ckpt.tokenizer, chars=200, seed=1)))
+    model = lm.load("model.npz")
+    print(model.sample(chars=200, temperature=0.8, seed=1))
+    print(model.score("the apple and pear salad").logprob)
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from .checkpoint import Checkpoint, load, save  # noqa: E402
+from .api import LanguageModel, load  # noqa: E402
+from .checkpoint import Checkpoint, save  # noqa: E402
 from .errors import ConfigError, LMError  # noqa: E402
-from .sample import sample, sample_many  # noqa: E402
-from .score import rank, score_sentence, score_stream  # noqa: E402
-from .train import EpochInfo, StartInfo, StepInfo, TrainResult, train  # noqa: E402
+from .sample import draw_many, sample, sample_many  # noqa: E402
+from .score import SentenceScore, StreamScore, rank, score_sentence, score_stream  # noqa: E402
+from .train import EpochInfo, Notice, StartInfo, StepInfo, TrainResult, train  # noqa: E402
 
 __all__ = [
-    "Checkpoint", "ConfigError", "LMError", "load", "rank", "sample", "sample_many", "save",
-    "score_sentence", "score_stream", "train", "EpochInfo", "StartInfo", "StepInfo", "TrainResult", "__version__",
+    "Checkpoint", "ConfigError", "EpochInfo", "LMError", "LanguageModel", "Notice", "SentenceScore", "StartInfo",
+    "StepInfo", "StreamScore", "TrainResult", "__version__", "draw_many", "load", "rank", "sample", "sample_many",
+    "save", "score_sentence", "score_stream", "train",
 ]

@@ -12,20 +12,21 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
+import math
+from collections.abc import Iterator
+
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .checkpoint import load
+from .api import LanguageModel, load
 from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
 from .data import read_text
 from .errors import ConfigError, LMError
-from .sample import sample as draw, sample_many
-from .score import rank, score_sentence, score_stream
+from .score import SentenceScore, rank
+from .tokenizer import UNK_POLICIES
 from .train import EpochInfo, Notice, StartInfo, StepInfo, train as run_training
 
 app = typer.Typer(
@@ -63,6 +64,9 @@ class OptimizerKind(str, Enum):
     sgd = "sgd"
 
 
+UnkKind = Enum("UnkKind", {p: p for p in UNK_POLICIES}, type=str)
+
+
 class ErrorsKind(str, Enum):
     strict = "strict"
     replace = "replace"
@@ -76,6 +80,11 @@ ErrorsOpt = Annotated[ErrorsKind, typer.Option(
          "ignore drops them.")]
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's codes for a process stopped by the signal
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON lines on stdout.")]
+UnkOpt = Annotated[Optional[UnkKind], typer.Option(
+    help="Tokens the model never saw: error, map to <UNK>, or skip [default: map for word models, "
+         "skip for character models].")]
+# Surprisal -log2 P of a token, in bits: the upper bound of each colour's band.
+SURPRISAL_COLOURS = ((1.0, "bold green"), (3.0, "green"), (6.0, "yellow"), (10.0, "dark_orange"), (math.inf, "bold red"))
 
 
 @app.command(epilog='Example: lm train corpus.txt --cell gru --epochs 5')
@@ -124,6 +133,8 @@ def train(
     )] = False,
     encoding: EncodingOpt = "utf-8",
     errors: ErrorsOpt = ErrorsKind.strict,
+    sample_chars: Annotated[int, typer.Option(help="Characters sampled after each epoch (0: none).")] = TRN.sample_chars,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model on CORPUS and save the best one on validation.
@@ -134,131 +145,240 @@ def train(
     given = {k for k in SETTINGS if ctx.get_parameter_source(k).name != "DEFAULT"}
     settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items()
                 if k in SETTINGS and (k in given or not resume)}
-    progress = Progress(
-        TextColumn("epoch {task.fields[epoch]}"),
-        BarColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}  ppl {task.fields[ppl]:.2f}  {task.fields[rate]:,.0f} tok/s"),
-        TextColumn("ETA {task.fields[eta]}"),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,  # a log file gets the epoch lines only
-    )
-    bar = progress.add_task("train", total=None, epoch="", loss=0.0, ppl=0.0, rate=0.0, eta="-")
-
-    def render(info: StartInfo | StepInfo | EpochInfo) -> None:
-        if isinstance(info, StartInfo):
-            err.print(f"model: {info.model}, {info.parameters:,} parameters, vocabulary {info.vocab:,}", markup=False)
-            err.print(f"data: {info.train_tokens:,} training tokens ({info.steps_per_epoch:,} steps an epoch), "
-                      f"{info.valid_tokens:,} validation tokens", markup=False)
-            err.print(f"recipe: {info.recipe}", markup=False)
-            return
-        if isinstance(info, Notice):
-            progress.console.print(info.text, markup=False)
-            return
-        if isinstance(info, StepInfo):
-            progress.start()  # at the first step, so an early error leaves no empty bar behind
-            done = (info.epoch - 1) * info.steps + info.step
-            progress.update(
-                bar, completed=done, total=info.epochs * info.steps, epoch=f"{info.epoch}/{info.epochs}",
-                loss=info.loss, ppl=info.perplexity, rate=info.tokens_per_s,
-                eta=time.strftime("%H:%M:%S", time.gmtime(info.eta_s)),
-            )
-            return
-        valid_text = "" if info.valid_loss is None else (
-            f"  valid {info.valid_loss:.3f} (ppl {info.valid_perplexity:.2f})"
-        )
-        progress.console.print(
-            f"epoch {info.epoch}: train {info.train_loss:.3f}{valid_text}  lr {info.lr:.3g}  "
-            f"{info.tokens_per_s:,.0f} tok/s  {info.train_s:.0f}s + valid {info.valid_s:.0f}s = "
-            f"{info.elapsed_s:.0f}s in all" + ("  saved" if info.saved else ""),
-            markup=False,
-        )
-        if json_out:
-            print(json.dumps(info.to_dict()), flush=True)
-
+    view = _TrainView(quiet, json_out)
     try:
         result = run_training(corpus, model, valid=valid, encoding=encoding, errors=errors.value, resume=resume,
-                              on_progress=render, **settings)
+                              on_progress=view.show, **settings)
     finally:
-        progress.stop()
+        view.stop()
     best = "" if result.best_valid_loss is None else f" (best validation loss {result.best_valid_loss:.4f} nats/token)"
     saved = f"saved {result.path}{best}" if result.path.exists() else "no model saved yet"
     if result.stopped in SIGNAL_EXIT:
         err.print(f"{result.stopped}: {saved}; training state in {result.resume_path}; "
                   f"continue with: lm train {corpus} -m {model} --resume", markup=False)
         raise typer.Exit(SIGNAL_EXIT[result.stopped])
+    if quiet:
+        return
     why = {"max-time": "--max-time reached; ", "patience": f"no improvement in {patience} epochs; "}
     err.print(f"{why.get(result.stopped, '')}{saved}", markup=False)
     if result.resume_path is not None:
         err.print(f"to train on: lm train {corpus} -m {model} --resume (from {result.resume_path})", markup=False)
 
 
-@app.command(epilog='Example: lm sample --chars 200 --temperature 0.8 --seed 1')
+class _TrainView:
+    """What `lm train` shows on stderr: a live bar in a terminal, plain lines in a log (about
+    LOG_LINES an epoch), nothing but errors with --quiet. --json epoch lines go to stdout."""
+
+    LOG_LINES = 10
+
+    def __init__(self, quiet: bool, json_out: bool):
+        self.quiet, self.json_out = quiet, json_out
+        self.live = err.is_terminal and not quiet
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            TextColumn("{task.fields[numbers]}"),
+            console=err,
+            transient=True,
+            disable=not self.live,
+        )
+        self.bar = self.progress.add_task("train", total=None, epoch="", numbers="")
+
+    def show(self, info: StartInfo | StepInfo | EpochInfo | Notice) -> None:
+        if isinstance(info, EpochInfo) and self.json_out:
+            print(json.dumps(info.to_dict()), flush=True)
+        if self.quiet:
+            return
+        if isinstance(info, StartInfo):
+            self._line(f"model: {info.model}, {info.parameters:,} parameters, vocabulary {info.vocab:,}")
+            self._line(f"data: {info.train_tokens:,} training tokens ({info.steps_per_epoch:,} steps an epoch), "
+                       f"{info.valid_tokens:,} validation tokens")
+            self._line(f"recipe: {info.recipe}")
+        elif isinstance(info, Notice):
+            self._line(info.text)
+        elif isinstance(info, StepInfo):
+            self._step(info)
+        else:
+            self._epoch(info)
+
+    def _step(self, info: StepInfo) -> None:
+        numbers = (f"loss {info.loss:.3f}  ppl {info.perplexity:,.2f}  {info.tokens_per_s:,.0f} tok/s  "
+                   f"|grad| {info.grad_norm:.2f}  clipped {info.clipped:.0%}  "
+                   f"ETA {time.strftime('%H:%M:%S', time.gmtime(info.eta_s))}")
+        if self.live:
+            self.progress.start()  # at the first step, so an early error leaves no empty bar behind
+            self.progress.update(self.bar, completed=(info.epoch - 1) * info.steps + info.step,
+                                 total=info.epochs * info.steps, epoch=f"{info.epoch}/{info.epochs}", numbers=numbers)
+        elif info.step % max(1, info.steps // self.LOG_LINES) == 0:
+            self._line(f"epoch {info.epoch}/{info.epochs}  step {info.step}/{info.steps}  {numbers}")
+
+    def _epoch(self, info: EpochInfo) -> None:
+        valid = "" if info.valid_loss is None else f"  valid {info.valid_loss:.3f} (ppl {info.valid_perplexity:,.2f})"
+        self._line(f"epoch {info.epoch}: train {info.train_loss:.3f}{valid}  lr {info.lr:.3g}  "
+                   f"{info.tokens_per_s:,.0f} tok/s  {info.train_s:.0f}s + valid {info.valid_s:.0f}s = "
+                   f"{info.elapsed_s:.0f}s in all" + ("  saved" if info.saved else ""))
+        if info.sample:
+            self._line("  sample: " + info.sample.replace("\n", "\n  | "))
+
+    def _line(self, text: str) -> None:
+        self.progress.console.print(text, markup=False, highlight=False)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+@app.command(epilog='Example: lm sample --chars 200 --temperature 0.8 --top-p 0.95 --seed 1')
 def sample(
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     chars: Annotated[Optional[int], typer.Option(help="Stop after this many characters.")] = None,
     words: Annotated[Optional[int], typer.Option(help="Stop after this many words.")] = None,
     tokens: Annotated[Optional[int], typer.Option(help="Stop after this many tokens [default: 200 if no limit].")] = None,
     temperature: Annotated[float, typer.Option(help="Below 1: safer; above 1: wilder.")] = 1.0,
+    top_k: Annotated[Optional[int], typer.Option(help="Draw from the K most probable tokens only.")] = None,
+    top_p: Annotated[Optional[float], typer.Option(
+        help="Draw from the smallest set of tokens whose probability reaches P (nucleus sampling).")] = None,
     prime: Annotated[str, typer.Option(help="Continue this beginning.")] = "",
+    prime_file: Annotated[Optional[Path], typer.Option(help="Continue the text of this file (- reads stdin).")] = None,
+    stop: Annotated[Optional[list[str]], typer.Option(
+        help="End a sequence where this string appears (not printed); may be repeated.")] = None,
+    min_length: Annotated[int, typer.Option(help="Tokens drawn before <EOS> may end a sequence.")] = 0,
     seed: Annotated[Optional[int], typer.Option(help="Random seed: the same seed gives the same text.")] = None,
-    num: Annotated[int, typer.Option("--num", "-n", help="Number of sequences.")] = 1,
+    num: Annotated[int, typer.Option("--num", "-n", help="Number of sequences, drawn side by side.")] = 1,
+    unk: UnkOpt = None,
     no_unk: Annotated[bool, typer.Option("--no-unk", help="Never draw <UNK>.")] = False,
     greedy: Annotated[bool, typer.Option("--greedy", help="Take the most probable token each step.")] = False,
+    novel: Annotated[bool, typer.Option(
+        "--novel", help="--lines models: draw again any sequence that is a line of the training data.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Draw text from a model, printed as it is drawn."""
-    if num < 1:
-        raise ConfigError(f"--num must be at least 1, not {num}")
-    ckpt = load(model)
-    settings = dict(chars=chars, words=words, tokens=tokens, temperature=temperature, prime=prime, seed=seed,
-                    no_unk=no_unk, greedy=greedy)
-    if num > 1:  # drawn side by side as one batch, printed when all are complete
-        for text in sample_many(ckpt.model, ckpt.tokenizer, num, **settings):
-            print(json.dumps({"text": text}) if json_out else text, flush=True)
+    """Draw text from a model, printed as it is drawn (each of -n N as it is complete).
+
+    For models trained with --lines, a sequence that is a line of the training data is marked.
+    """
+    if prime_file is not None:
+        if prime:
+            raise ConfigError("give --prime or --prime-file, not both")
+        prime = sys.stdin.read() if str(prime_file) == "-" else read_text(prime_file)
+    lm_model = load(model)
+    options = dict(chars=chars, words=words, tokens=tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   prime=prime, seed=seed, stop=stop or (), min_length=min_length, unk=unk and unk.value,
+                   no_unk=no_unk, greedy=greedy, novel=novel)
+    if num == 1 and not json_out:
+        pieces = []
+        for piece in lm_model.stream(**options):
+            pieces.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        _mark_copy(lm_model, "".join(pieces))
         return
-    pieces = draw(ckpt.model, ckpt.tokenizer, **settings)
-    if json_out:
-        print(json.dumps({"text": "".join(pieces)}), flush=True)
-        return
-    for piece in pieces:
-        sys.stdout.write(piece)
+    for i, text in lm_model.draw_many(num, **options):
+        if json_out:
+            record = {"index": i, "text": text}
+            if lm_model.line_hashes is not None:
+                record["in_training"] = lm_model.in_training(text)
+            print(json.dumps(record), flush=True)
+        else:
+            sys.stdout.write(text)
+            _mark_copy(lm_model, text)
+
+
+def _mark_copy(lm_model: LanguageModel, text: str) -> None:
+    """End a printed sample's line, marked if it is a line of the training data: in a terminal
+    beside it, else on stderr, so piped samples stay clean."""
+    copy = lm_model.in_training(text)
+    if copy and out.is_terminal:
         sys.stdout.flush()
+        out.print(Text("  (a line of the training data)", style="dim"))
+        return
     sys.stdout.write("\n")
+    sys.stdout.flush()
+    if copy:
+        err.print(f"({text!r} is a line of the training data)", markup=False)
 
 
 @app.command(epilog='Example: lm score "the apple and pear salad" "the apple and pair salad"')
 def score(
-    sentences: Annotated[Optional[list[str]], typer.Argument(metavar="SENTENCE...", help="Sentences to score.")] = None,
+    sentences: Annotated[Optional[list[str]], typer.Argument(
+        metavar="SENTENCE...", help="Sentences to score; - reads them from stdin, one per line.")] = None,
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Score each line of this file.")] = None,
-    per_token: Annotated[bool, typer.Option(help="Show each token's probability.")] = False,
+    per_token: Annotated[bool, typer.Option(
+        help="Show each token's probability, coloured by surprisal in a terminal.")] = False,
+    no_eos: Annotated[bool, typer.Option("--no-eos", help="Score fragments: no <EOS> at the end.")] = False,
+    unk: UnkOpt = None,
+    log10: Annotated[bool, typer.Option("--log10", help="Log-probabilities in base 10, as KenLM prints them.")] = False,
+    ranked: Annotated[Optional[bool], typer.Option(
+        "--rank/--no-rank", help="Most probable first (waits for all) [default: rank arguments, stream lines].",
+    )] = None,
     encoding: EncodingOpt = "utf-8",
     errors: ErrorsOpt = ErrorsKind.strict,
     json_out: JsonOpt = False,
 ) -> None:
-    """Score sentences: P(sentence) as the product of P(token | tokens before), ranked most probable first."""
-    texts = list(sentences or [])
-    if file is not None:
-        texts += [line for line in read_text(file, encoding, errors.value).splitlines() if line.strip()]
-    if not texts:
-        raise LMError("give sentences to score, or --file FILE")
-    ckpt = load(model)
-    scores = rank([score_sentence(ckpt.model, ckpt.tokenizer, text) for text in texts])
-    if json_out:
-        for s in scores:
-            print(json.dumps(s.to_dict(per_token)))
-        return
-    table = Table("rank", "P(sentence)", "log P", "perplexity", "tokens", "unknown", "sentence")
+    """Score sentences: P(sentence) as the product of P(token | tokens before).
+
+    Reads SENTENCE arguments, the lines of --file, or standard input (- or a pipe), and prints each
+    result as it is scored; arguments are ranked, most probable first.
+    """
+    texts = _sentences(sentences or [], file, encoding, errors.value)
+    lm_model = load(model)
+    scores: Iterator[SentenceScore] | list[SentenceScore] = (
+        lm_model.score(text, no_eos=no_eos, unk=unk and unk.value) for text in texts)
+    if ranked is None:
+        ranked = bool(sentences) and sentences != ["-"]
+    if ranked:
+        scores = rank(list(scores))
+    if per_token and not json_out and _colour():
+        bounds = [bound for bound, _ in SURPRISAL_COLOURS[:-1]]
+        labels = [f"<{b:g}" for b in bounds] + [f">={bounds[-1]:g}"]
+        out.print(Text.assemble("surprisal in bits: ", *[(f"{label}  ", style)
+                                                        for label, (_, style) in zip(labels, SURPRISAL_COLOURS)]))
+    i = 0
     for i, s in enumerate(scores, 1):
-        table.add_row(str(i), s.probability, f"{s.logprob:.2f}", f"{s.perplexity:.2f}", str(len(s.tokens)),
-                      str(s.unknown), Text(s.text))
-    out.print(table)
-    if per_token:
-        for s in scores:
-            out.print(s.text, markup=False)
-            for tok, lp in zip(s.tokens, s.token_logprobs):
-                out.print(f"  {tok!r:>16}  P={np.exp(lp):.4f}  log P={lp:.3f}", markup=False)
+        if json_out:
+            print(json.dumps(s.to_dict(per_token)), flush=True)
+            continue
+        log = f"log10 P={s.log10prob:.3f}" if log10 else f"log P={s.logprob:.2f}"
+        out.print(f"{i:>3}  P={s.probability}  {log}  ppl {s.perplexity:,.2f}  {s.bits_per_unit:.2f} bits/{s.unit}  "
+                  f"{len(s.tokens)} tokens  {s.unknown} unknown  ", Text(s.text), sep="", markup=False)
+        if per_token:
+            _per_token(lm_model, s, log10)
+        sys.stdout.flush()
+    if not i:
+        raise LMError("no sentences to score: the input has no lines that are not blank")
+
+
+def _sentences(args: list[str], file: Path | None, encoding: str, errors: str) -> Iterator[str]:
+    """The sentences to score, lazily: arguments, then --file's lines; stdin's for "-" or a pipe."""
+    from_stdin = args == ["-"] or (not args and file is None and not sys.stdin.isatty())
+    if not args and file is None and not from_stdin:
+        raise ConfigError("give sentences to score, --file FILE, or pipe them in (- reads stdin)")
+    if from_stdin:
+        return (line.rstrip("\r\n") for line in sys.stdin if line.strip())
+    lines = [line for line in read_text(file, encoding, errors).splitlines() if line.strip()] if file else []
+    return iter(args + lines)
+
+
+def _colour() -> bool:
+    return out.is_terminal and not out.no_color
+
+
+def _surprisal_style(bits: float) -> str:
+    return next(style for bound, style in SURPRISAL_COLOURS if bits < bound)
+
+
+def _per_token(lm_model: LanguageModel, s: SentenceScore, log10: bool) -> None:
+    """The sentence with each token coloured by surprisal (in a colour terminal), then a line a token."""
+    styles = [_surprisal_style(bits) for bits in s.surprisals]
+    if _colour():
+        line, prev = Text("     "), None
+        for tok, style in zip(s.tokens, styles):
+            line.append(lm_model.tokenizer.piece(prev, tok) if tok != "<EOS>" else " <EOS>", style=style)
+            prev = tok
+        out.print(line)
+    scale = math.log(10) if log10 else 1.0
+    for tok, lp, bits, style in zip(s.tokens, s.token_logprobs, s.surprisals, styles):
+        out.print(Text(f"     {tok!r:>16}  P={math.exp(lp):.4f}  {'log10 P' if log10 else 'log P'}={lp / scale:.3f}  "
+                       f"{bits:5.2f} bits", style=style))
 
 
 @app.command("eval", epilog='Example: lm eval valid.txt')
@@ -270,18 +390,34 @@ def evaluate(
     errors: ErrorsOpt = ErrorsKind.strict,
     json_out: JsonOpt = False,
 ) -> None:
-    """Perplexity of a whole file, the state carried across lines (as published figures are computed)."""
+    """Perplexity of a whole file, the state carried across lines (as published figures are computed),
+    with and without the tokens outside the vocabulary (as KenLM reports it)."""
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, not {batch_size}")
-    ckpt = load(model)
-    result = score_stream(ckpt.model, ckpt.tokenizer, read_text(file, encoding, errors.value), batch_size)
+    lm_model = load(model)
+    result = lm_model.evaluate(read_text(file, encoding, errors.value), batch_size=batch_size)
     if json_out:
         print(json.dumps(result.to_dict()))
         return
-    line = f"tokens {result.tokens:,}  loss {result.loss:.4f} nats/token  perplexity {result.perplexity:.2f}"
-    if result.bits_per_char is not None:
-        line += f"  bits/char {result.bits_per_char:.4f}"
-    out.print(line + (f"  unknown {result.unknown:,}" if result.unknown else ""))
+    out.print(f"tokens {result.tokens:,}  loss {result.loss:.4f} nats/token  perplexity {result.perplexity:.2f}  "
+              f"without unknown {result.perplexity_without_unk:.2f} ({result.unknown:,} unknown)  "
+              f"bits/{result.unit} {result.bits_per_unit:.4f}", markup=False)
+
+
+@app.command(epilog="Example: lm info models/ptb.npz")
+def info(
+    path: Annotated[Optional[Path], typer.Argument(metavar="[MODEL]", help="Model file [default: --model].")] = None,
+    model: ModelOpt = Path(DEFAULT_MODEL_PATH),
+    json_out: JsonOpt = False,
+) -> None:
+    """The model card: network, vocabulary, corpus, training, the loss curve and gradient statistics."""
+    path = path or model
+    facts = load(path).info(path)
+    if json_out:
+        print(json.dumps(facts))
+        return
+    from . import card  # TEMP until card.py lands
+    card.render(facts, out)
 
 
 def _version(value: bool) -> None:

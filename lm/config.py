@@ -87,6 +87,7 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"min": 0})
     grad_stats: bool = False  # record how far back gradients reach (model.gradient_reach)
     checkpoint_every: int | None = field(default=None, metadata={"min": 1})  # steps between resume files
+    sample_chars: int = field(default=100, metadata={"min": 0})  # a sample after each epoch; 0: none
 
     def __post_init__(self):
         _check(self)

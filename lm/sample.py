@@ -1,7 +1,7 @@
 """Drawing novel text: from the zero state, draw y<t> from the softmax with NumPy's random `choice`,
 feed it back as x<t+1>, stop at <EOS> or a length limit. Text is yielded as it is drawn."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,10 +9,11 @@ import numpy as np
 from .errors import ConfigError, LMError
 from .model import Model
 from .ops import softmax
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, knows_line
 
 DEFAULT_TOKENS = 200  # the limit when none is given
 TOKENS_PER_WORD_CAP = 100  # a word limit also stops here, for models that rarely draw a space
+NOVEL_ROUNDS = 100  # --novel: batches drawn before giving up on new sequences
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,53 @@ class Limits:
         return DEFAULT_TOKENS if self.chars is None else None
 
 
+@dataclass(frozen=True)
+class Drawing:
+    """How each token is drawn from the softmax: at `temperature`, from the `top_k` most probable
+    tokens and the smallest set whose probability reaches `top_p` (nucleus), or the argmax
+    (`greedy`); <EOS> is not drawn before `min_length` tokens, nor `banned` (<UNK> with --no-unk)."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    greedy: bool = False
+    min_length: int = 0
+    banned: int | None = None
+
+    def __post_init__(self):
+        if not np.isfinite(self.temperature) or self.temperature <= 0:
+            raise ConfigError(f"--temperature must be a positive number, not {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ConfigError(f"--top-k must be at least 1, not {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p}")
+        if self.min_length < 0:
+            raise ConfigError(f"--min-length must be at least 0, not {self.min_length}")
+
+    def pick(self, logits: np.ndarray, step: int, eos: int | None, rng: np.random.Generator) -> np.ndarray:
+        """One token id for each row of logits (n, V), the `step`-th drawn (from 0)."""
+        z = logits.astype(np.float64)
+        if self.banned is not None:
+            z[:, self.banned] = -np.inf
+        if eos is not None and step < self.min_length:
+            z[:, eos] = -np.inf
+        if self.greedy:
+            return np.argmax(z, axis=1)
+        z -= z.max(axis=1, keepdims=True)  # before dividing: a tiny temperature gives -inf, never inf - inf
+        with np.errstate(over="ignore"):
+            p = softmax(z / self.temperature)
+        if self.top_k is not None and self.top_k < p.shape[1]:
+            kth = np.partition(p, -self.top_k, axis=1)[:, -self.top_k, None]
+            p[p < kth] = 0.0
+        if self.top_p is not None and self.top_p < 1:
+            order = np.argsort(-p, axis=1)
+            ranked = np.take_along_axis(p, order, axis=1)
+            before = np.cumsum(ranked, axis=1) - ranked  # the mass of the more probable tokens
+            ranked[before >= self.top_p * ranked.sum(axis=1, keepdims=True)] = 0.0
+            np.put_along_axis(p, order, ranked, axis=1)
+        return choice(rng, p)
+
+
 def generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     """The random stream draws come from; a Generator passes through, so -n draws continue one."""
     if isinstance(seed, (int, np.integer)) and seed < 0:
@@ -52,7 +100,7 @@ def choice(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
 
     It is the algorithm of NumPy's Generator.choice (the normalised cumulative sum searched
     for one uniform number), vectorised over rows, so a single row draws exactly what
-    `choice` draws from the same generator; tested against it.
+    `choice` draws from the same generator; tested against it. Rows need not sum to 1.
     """
     cdf = np.cumsum(p, axis=1)
     cdf /= cdf[:, -1:]
@@ -60,39 +108,52 @@ def choice(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     return (cdf <= u[:, None]).sum(axis=1)
 
 
-def _draws(model: Model, start: list[int], n: int, temperature: float, rng: np.random.Generator,
-           banned: int | None, greedy: bool) -> Iterator[np.ndarray]:
+def _draws(model: Model, start: list[int], n: int, drawing: Drawing, eos: int | None,
+           rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Token ids for n sequences at once, one (n,) array per step, without end: from the zero
     state, read `start` (x<1> and the primer), then feed each draw back as the next input."""
     x = np.repeat(np.array(start, dtype=np.int32)[:, None], n, axis=1)
     prepared = model.prepare()
     logits, state, _ = model.forward(x, model.zero_state(n), prepared)
+    step = 0
     while True:
-        z = logits[-1].astype(np.float64)
-        if banned is not None:
-            z[:, banned] = -np.inf
-        if greedy:
-            ids = np.argmax(z, axis=1)
-        else:  # max subtracted before dividing: a tiny temperature gives -inf, never inf - inf
-            z -= z.max(axis=1, keepdims=True)
-            with np.errstate(over="ignore"):
-                ids = choice(rng, softmax(z / temperature))
+        ids = drawing.pick(logits[-1], step, eos, rng)
         yield ids
+        step += 1
         logits, state, _ = model.forward(ids[None, :].astype(np.int32), state, prepared)
 
 
 class _Text:
-    """One sequence being drawn: turns token ids into printable pieces and applies the limits."""
+    """One sequence being drawn: turns token ids into printable pieces, applies the limits, and
+    holds back text that may be the start of a stop string until it is known not to be."""
 
-    def __init__(self, tokenizer: Tokenizer, limits: Limits, prev: str | None):
+    def __init__(self, tokenizer: Tokenizer, limits: Limits, prev: str | None, stops: Sequence[str]):
         self.tokenizer, self.limits, self.prev = tokenizer, limits, prev
         self.cap = limits.token_cap
+        self.stops = [s for s in stops if s]
+        self.held = ""
         self.tokens = self.chars = self.words = 0
         self.after_space = True  # the drawn text is empty or ends in whitespace: a next word starts a new one
         self.done = False
 
     def add(self, i: int) -> str:
-        """The piece token i adds ('' if it adds none); sets `done` when the text is complete."""
+        """The text token i lets out ('' if none); sets `done` when the sequence is complete."""
+        piece = self._piece(i)
+        if not self.stops:
+            return piece
+        text = self.held + piece
+        ends = [k for k in (text.find(s) for s in self.stops) if k >= 0]
+        if ends:  # a stop string ends the sequence, and is not printed
+            self.done, self.held = True, ""
+            return text[: min(ends)]
+        if self.done:
+            self.held = ""
+            return text
+        keep = max((k for s in self.stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+        self.held = text[len(text) - keep :]
+        return text[: len(text) - keep]
+
+    def _piece(self, i: int) -> str:
         if i == self.tokenizer.eos_id:
             self.done = True
             return ""
@@ -115,15 +176,24 @@ class _Text:
         return piece
 
 
-def _setup(model, tokenizer, chars, words, tokens, temperature, prime, seed, no_unk):
+@dataclass
+class _Setup:
+    limits: Limits
+    drawing: Drawing
+    rng: np.random.Generator
+    start: list[int]  # x<1> and the primer's ids
+    primer: str  # the primer as the model reads it back
+    prev: str | None  # the primer's last token
+
+
+def _setup(tokenizer, chars, words, tokens, temperature, top_k, top_p, prime, seed, min_length, unk, no_unk,
+           greedy) -> _Setup:
     limits = Limits(chars, words, tokens)
-    if not np.isfinite(temperature) or temperature <= 0:
-        raise ConfigError(f"--temperature must be a positive number, not {temperature}")
+    drawing = Drawing(temperature, top_k, top_p, greedy, min_length, tokenizer.unk_id if no_unk else None)
     rng = generator(seed)
-    prime_ids = _prime_ids(tokenizer, prime)
-    banned = tokenizer.unk_id if no_unk else None
+    prime_ids = tokenizer.ids(tokenizer.split(prime), unk)[0] if prime else []
     prev = tokenizer.tokens[prime_ids[-1]] if prime_ids else None
-    return limits, rng, prime_ids, banned, prev
+    return _Setup(limits, drawing, rng, [tokenizer.start_id, *prime_ids], tokenizer.decode(prime_ids), prev)
 
 
 def sample(
@@ -134,25 +204,37 @@ def sample(
     words: int | None = None,
     tokens: int | None = None,
     temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
     prime: str = "",
     seed: int | np.random.Generator | None = None,
+    stop: Sequence[str] = (),
+    min_length: int = 0,
+    unk: str | None = None,
     no_unk: bool = False,
     greedy: bool = False,
+    novel: np.ndarray | None = None,
 ) -> Iterator[str]:
     """Yield the pieces of one sampled sequence (the primer first), ready to print as they come.
 
     The limits count the drawn text, not the primer. seed: an int for repeatable text, or a
-    np.random.Generator to continue drawing from. no_unk draws from the softmax with <UNK>
-    removed and the rest renormalised: the same distribution as the notes' "reject <UNK> and
-    draw again", without an unbounded loop.
+    np.random.Generator to continue drawing from. stop: strings that end the sequence where
+    they appear (not printed). unk: the policy for primer tokens the model never saw ("error",
+    "map" to <UNK>, "skip"; by default map where the model has <UNK>, else skip). no_unk draws
+    from the softmax with <UNK> removed and the rest renormalised: the notes' "reject <UNK>
+    and draw again" without an unbounded loop. novel: the line hashes of the training data
+    (`Tokenizer.line_hashes`); sequences found in it are drawn again, and the one kept comes
+    whole, not piece by piece.
     """
-    limits, rng, prime_ids, banned, prev = _setup(model, tokenizer, chars, words, tokens, temperature, prime,
-                                                  seed, no_unk)
-    primer = tokenizer.decode(prime_ids)
-    if primer:
-        yield primer
-    text = _Text(tokenizer, limits, prev)
-    for ids in _draws(model, [tokenizer.start_id, *prime_ids], 1, temperature, rng, banned, greedy):
+    s = _setup(tokenizer, chars, words, tokens, temperature, top_k, top_p, prime, seed, min_length, unk, no_unk,
+               greedy)
+    if novel is not None:
+        yield next(_many(model, tokenizer, 1, s, stop, novel))[1]
+        return
+    if s.primer:
+        yield s.primer
+    text = _Text(tokenizer, s.limits, s.prev, stop)
+    for ids in _draws(model, s.start, 1, s.drawing, tokenizer.eos_id, s.rng):
         piece = text.add(int(ids[0]))
         if piece:
             yield piece
@@ -160,43 +242,56 @@ def sample(
             return
 
 
-def sample_many(
-    model: Model,
-    tokenizer: Tokenizer,
-    num: int,
-    *,
-    chars: int | None = None,
-    words: int | None = None,
-    tokens: int | None = None,
-    temperature: float = 1.0,
-    prime: str = "",
-    seed: int | np.random.Generator | None = None,
-    no_unk: bool = False,
-    greedy: bool = False,
-) -> list[str]:
-    """`num` sequences drawn side by side as one batch (much faster than one after another),
-    each with the primer first; the same settings as `sample`."""
+def draw_many(model: Model, tokenizer: Tokenizer, num: int, *, chars: int | None = None, words: int | None = None,
+              tokens: int | None = None, temperature: float = 1.0, top_k: int | None = None,
+              top_p: float | None = None, prime: str = "", seed: int | np.random.Generator | None = None,
+              stop: Sequence[str] = (), min_length: int = 0, unk: str | None = None, no_unk: bool = False,
+              greedy: bool = False, novel: np.ndarray | None = None) -> Iterator[tuple[int, str]]:
+    """`num` sequences drawn side by side as one batch (much faster than one after another), each
+    yielded as (index, text) the moment it is complete, primer first; the settings of `sample`."""
     if num < 1:
         raise ConfigError(f"--num must be at least 1, not {num}")
-    limits, rng, prime_ids, banned, prev = _setup(model, tokenizer, chars, words, tokens, temperature, prime,
-                                                  seed, no_unk)
-    primer = tokenizer.decode(prime_ids)
-    texts = [_Text(tokenizer, limits, prev) for _ in range(num)]
-    pieces: list[list[str]] = [[primer] for _ in range(num)]
-    for ids in _draws(model, [tokenizer.start_id, *prime_ids], num, temperature, rng, banned, greedy):
-        for text, drawn, i in zip(texts, pieces, ids.tolist()):
+    s = _setup(tokenizer, chars, words, tokens, temperature, top_k, top_p, prime, seed, min_length, unk, no_unk,
+               greedy)
+    return _many(model, tokenizer, num, s, stop, novel)
+
+
+def sample_many(model: Model, tokenizer: Tokenizer, num: int, **settings) -> list[str]:
+    """The texts of `draw_many`, in order."""
+    texts = [""] * num
+    for i, text in draw_many(model, tokenizer, num, **settings):
+        texts[i] = text
+    return texts
+
+
+def _many(model, tokenizer, num: int, s: _Setup, stop, novel) -> Iterator[tuple[int, str]]:
+    if novel is None:
+        yield from _batch(model, tokenizer, range(num), s, stop)
+        return
+    if tokenizer.eos_id is None:
+        raise ConfigError("--novel needs a model of one sequence per line (trained with --lines)")
+    missing = list(range(num))
+    for _ in range(NOVEL_ROUNDS):
+        drawn = dict(_batch(model, tokenizer, missing, s, stop))
+        for i in list(missing):
+            if not knows_line(novel, drawn[i]):
+                missing.remove(i)
+                yield i, drawn[i]
+        if not missing:
+            return
+    raise LMError(f"no new sequence in {NOVEL_ROUNDS} tries: the model mostly repeats its training lines; "
+                  f"try a higher --temperature")
+
+
+def _batch(model, tokenizer, indices, s: _Setup, stop) -> Iterator[tuple[int, str]]:
+    """One batch of len(indices) sequences, each yielded with its index when complete."""
+    texts = {i: _Text(tokenizer, s.limits, s.prev, stop) for i in indices}
+    pieces = {i: [s.primer] for i in indices}
+    for ids in _draws(model, s.start, len(texts), s.drawing, tokenizer.eos_id, s.rng):
+        for (i, text), token in zip(texts.items(), ids.tolist()):
             if not text.done:
-                drawn.append(text.add(i))
-        if all(text.done for text in texts):
-            break
-    return ["".join(drawn) for drawn in pieces]
-
-
-def _prime_ids(tokenizer: Tokenizer, prime: str) -> list[int]:
-    if not prime:
-        return []
-    ids, unknown = tokenizer.ids(tokenizer.split(prime))
-    if unknown and tokenizer.unk_id is None:
-        unseen = sorted({ch for ch in tokenizer.split(prime) if ch not in tokenizer.index})
-        raise LMError(f"the model never saw {', '.join(map(repr, unseen))} in training; change --prime")
-    return ids
+                pieces[i].append(text.add(token))
+                if text.done:
+                    yield i, "".join(pieces[i])
+        if all(text.done for text in texts.values()):
+            return

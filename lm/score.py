@@ -12,16 +12,25 @@ from .ops import target_logprobs
 from .tokenizer import Tokenizer
 
 
+LN2, LN10 = math.log(2), math.log(10)
+
+
 @dataclass
 class SentenceScore:
     text: str
-    tokens: list[str]  # the tokens scored, <EOS> included where the model has one
+    tokens: list[str]  # the tokens scored, <EOS> included where the model has one (and it was asked for)
     token_logprobs: list[float]  # natural log of P(y<t> | y<1..t-1>)
     unknown: int  # tokens that were not in the vocabulary (<UNK>, or left-out characters)
+    unit: str  # "char" or "word": what bits_per_unit counts
 
     @property
     def logprob(self) -> float:
         return float(sum(self.token_logprobs))
+
+    @property
+    def log10prob(self) -> float:
+        """log10 P, as KenLM prints it."""
+        return self.logprob / LN10
 
     @property
     def perplexity(self) -> float:
@@ -32,12 +41,25 @@ class SentenceScore:
         """exp(logprob) in scientific notation, from log10 so it never underflows to 0."""
         return sci(self.logprob)
 
+    @property
+    def bits_per_unit(self) -> float:
+        """-log2 P per character of the text (character models) or per word (word models)."""
+        units = len(self.text) if self.unit == "char" else len(self.text.split())
+        return -self.logprob / LN2 / max(units, 1)
+
+    @property
+    def surprisals(self) -> list[float]:
+        """Each token's -log2 P: how surprised the model was, in bits."""
+        return [-lp / LN2 for lp in self.token_logprobs]
+
     def to_dict(self, per_token: bool = False) -> dict:
         d = {
             "text": self.text,
             "logprob": self.logprob,
+            "log10prob": self.log10prob,
             "probability": self.probability,
             "perplexity": self.perplexity,
+            f"bits_per_{self.unit}": self.bits_per_unit,
             "tokens": len(self.tokens),
             "unknown": self.unknown,
         }
@@ -66,15 +88,18 @@ def logprobs(model: Model, x: np.ndarray, y: np.ndarray, state, prepared=None) -
     return picked, state
 
 
-def score_sentence(model: Model, tokenizer: Tokenizer, text: str) -> SentenceScore:
-    """Score one sentence from a<0> = 0, counting its <EOS> where the model has one."""
-    ids, unknown = tokenizer.encode_sentence(text)
+def score_sentence(model: Model, tokenizer: Tokenizer, text: str, *, no_eos: bool = False,
+                   unk: str | None = None) -> SentenceScore:
+    """Score one sentence from a<0> = 0, counting its <EOS> where the model has one unless no_eos
+    (a fragment). unk: the policy for tokens outside the vocabulary (Tokenizer.ids)."""
+    ids, unknown = tokenizer.encode_sentence(text, eos=not no_eos, unk=unk)
     if not text.strip() or not ids:
         raise LMError(f"nothing to score in {text!r}")
     y = np.asarray(ids, dtype=np.int32)
     x = inputs_for(y, tokenizer.start_id)
     logp, _ = logprobs(model, x[:, None], y[:, None], model.zero_state(1))
-    return SentenceScore(text, [tokenizer.tokens[i] for i in ids], logp[:, 0].tolist(), unknown)
+    unit = "char" if tokenizer.kind == "char" else "word"
+    return SentenceScore(text, [tokenizer.tokens[i] for i in ids], logp[:, 0].tolist(), unknown, unit)
 
 
 def rank(scores: list[SentenceScore]) -> list[SentenceScore]:
@@ -86,8 +111,10 @@ def rank(scores: list[SentenceScore]) -> list[SentenceScore]:
 class StreamScore:
     tokens: int
     nats: float  # summed negative log-likelihood
-    unknown: int
-    chars: int | None  # for character models: characters scored, for bits per character
+    unknown: int  # tokens outside the vocabulary: <UNK> targets, or left-out characters
+    unk_nats: float  # the part of nats spent on <UNK> targets
+    unit: str  # "char" or "word"
+    units: int  # characters or words of the text
 
     @property
     def loss(self) -> float:
@@ -98,21 +125,28 @@ class StreamScore:
         return math.exp(self.loss)
 
     @property
-    def bits_per_char(self) -> float | None:
-        return None if self.chars is None else self.nats / self.chars / math.log(2)
+    def perplexity_without_unk(self) -> float:
+        """KenLM's "excluding OOVs": <UNK> targets left out of both the sum and the count."""
+        scored = self.tokens - (self.unknown if self.unit == "word" else 0)
+        return math.exp((self.nats - self.unk_nats) / max(scored, 1))
+
+    @property
+    def bits_per_unit(self) -> float:
+        return self.nats / LN2 / max(self.units, 1)
 
     def to_dict(self) -> dict:
-        d = {"tokens": self.tokens, "loss": self.loss, "perplexity": self.perplexity, "unknown": self.unknown}
-        if self.chars is not None:
-            d["bits_per_char"] = self.bits_per_char
-        return d
+        return {"tokens": self.tokens, "loss": self.loss, "perplexity": self.perplexity,
+                "perplexity_without_unk": self.perplexity_without_unk, "unknown": self.unknown,
+                f"bits_per_{self.unit}": self.bits_per_unit}
 
 
 LOGITS_BUDGET = 1 << 22  # logits per window (16 MB in float32): larger ones only add memory traffic
 
 
-def stream_nats(model: Model, ids: np.ndarray, start_id: int, batch_size: int = 1, seq_len: int = 256) -> float:
-    """Summed -log P of a token stream (N,), the state carried across windows and sentences.
+def stream_nats(model: Model, ids: np.ndarray, start_id: int, batch_size: int = 1, seq_len: int = 256,
+                unk_id: int | None = None) -> tuple[float, float]:
+    """Summed -log P of a token stream (N,), the state carried across windows and sentences, and
+    the part of it spent on targets that are unk_id.
 
     batch_size 1 reads the stream exactly as one sequence (how published perplexities are
     computed). A larger batch cuts it into that many consecutive parts, each from the zero
@@ -130,12 +164,14 @@ def stream_nats(model: Model, ids: np.ndarray, start_id: int, batch_size: int = 
     xs, ys = x.reshape(B, n).T, y.reshape(B, n).T
     state = model.zero_state(B)
     prepared = model.prepare()
-    total = 0.0
+    total = unk_total = 0.0
     for i in range(0, n, seq_len):
-        logp, state = logprobs(model, np.ascontiguousarray(xs[i : i + seq_len]), ys[i : i + seq_len], state,
-                               prepared)
+        y_window = ys[i : i + seq_len]
+        logp, state = logprobs(model, np.ascontiguousarray(xs[i : i + seq_len]), y_window, state, prepared)
         total -= float(logp.sum())
-    return total
+        if unk_id is not None:
+            unk_total -= float(logp[y_window == unk_id].sum())
+    return total, unk_total
 
 
 def score_stream(model: Model, tokenizer: Tokenizer, text: str, batch_size: int = 1) -> StreamScore:
@@ -143,6 +179,7 @@ def score_stream(model: Model, tokenizer: Tokenizer, text: str, batch_size: int 
     ids, unknown = tokenizer.encode(text)
     if not len(ids):
         raise LMError("nothing to score: the text has no tokens the model knows")
-    nats = stream_nats(model, ids, tokenizer.start_id, batch_size)
-    chars = len(ids) if tokenizer.kind == "char" else None
-    return StreamScore(len(ids), nats, unknown, chars)
+    nats, unk_nats = stream_nats(model, ids, tokenizer.start_id, batch_size, unk_id=tokenizer.unk_id)
+    if tokenizer.kind == "char":  # the characters scored: <EOS> of --lines stands for a line break
+        return StreamScore(len(ids), nats, unknown, unk_nats, "char", len(ids))
+    return StreamScore(len(ids), nats, unknown, unk_nats, "word", len(ids) - int(np.sum(ids == tokenizer.eos_id)))

@@ -9,6 +9,7 @@ previous sentence) for models that have one, else -1, which the embedding reads 
 zero vector of the notes. Training, sampling and scoring all start this way.
 """
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ import numpy as np
 import regex
 
 from .config import TokenizerConfig
-from .errors import LMError
+from .errors import ConfigError, LMError
 
 EOS = "<EOS>"
 UNK = "<UNK>"
@@ -32,6 +33,7 @@ WORD_PATTERN = regex.compile(
 )
 NO_SPACE_BEFORE = regex.compile(r"^(?:[.,!?;:%)\]}»”…]+|['’]\p{L}+|n't)$")
 NO_SPACE_AFTER = frozenset("([{«“¿¡$")
+UNK_POLICIES = ("error", "map", "skip")
 CHUNK = 1 << 22  # characters encoded at a time: bounds the temporary objects of a large corpus
 
 
@@ -98,32 +100,48 @@ class Tokenizer:
             return line.split()
         return WORD_PATTERN.findall(line)
 
-    def ids(self, toks: list[str]) -> tuple[list[int], int]:
+    def ids(self, toks: list[str], unk: str | None = None) -> tuple[list[int], int]:
         """Token strings to ids, and how many were unknown.
 
-        Unknown words become <UNK>; a character model has no <UNK>, so characters it never
-        saw are left out (and counted).
+        unk, the policy for tokens outside the vocabulary: "map" them to <UNK>, "skip" them
+        (left out, counted), or raise an "error" naming them. None: map where the model has
+        <UNK> (word models), skip where it has none (character models).
         """
-        unk = self.unk_id
-        out = []
-        unknown = 0
+        unk_id = self.unk_id
+        policy = unk or ("skip" if unk_id is None else "map")
+        if policy not in UNK_POLICIES:
+            raise ConfigError(f"--unk must be one of {', '.join(UNK_POLICIES)}, not {policy!r}")
+        if policy == "map" and unk_id is None:
+            raise ConfigError("--unk map needs a model with <UNK> (a word model); use skip or error")
+        out: list[int] = []
+        unseen: list[str] = []
         for tok in toks:
             # A literal "<EOS>" in the text is a word like any other, not the end of a sentence.
-            i = None if tok == EOS else self.index.get(UNK if tok in UNK_LITERALS and unk is not None else tok)
-            if i is None or i == unk:
-                unknown += 1
-                if unk is None:
+            i = None if tok == EOS else self.index.get(UNK if tok in UNK_LITERALS and unk_id is not None else tok)
+            if i is None or i == unk_id:
+                unseen.append(tok)
+                if policy == "skip":
                     continue
-                i = unk
+                i = unk_id
             out.append(i)
-        return out, unknown
+        if unseen and policy == "error":
+            shown = ", ".join(repr(t) for t in dict.fromkeys(unseen))
+            raise LMError(f"the model never saw {shown} (--unk error); --unk {'map' if unk_id is not None else 'skip'} "
+                          f"reads past them")
+        return out, len(unseen)
 
-    def encode_sentence(self, line: str, eos: bool = True) -> tuple[list[int], int]:
-        """A sentence as ids, ending in <EOS> where the model has one; and the unknown count."""
-        ids, unknown = self.ids(self.split(line))
+    def encode_sentence(self, line: str, eos: bool = True, unk: str | None = None) -> tuple[list[int], int]:
+        """A sentence as ids, ending in <EOS> where the model has one (and `eos`); and the unknown count."""
+        ids, unknown = self.ids(self.split(line), unk)
         if eos and self.eos_id is not None:
             ids.append(self.eos_id)
         return ids, unknown
+
+    def line_hashes(self, text: str) -> np.ndarray:
+        """A compact record of a --lines corpus: sorted 64-bit hashes of its lines as the model
+        prints them (no text), so a sample can be recognised as a copy of a training line."""
+        lines = {self.decode(self.encode_sentence(line)[0]) for line in text.splitlines() if line.strip()}
+        return np.unique(np.array([_line_hash(line) for line in lines], dtype=np.uint64))
 
     def encode(self, text: str) -> tuple[np.ndarray, int]:
         """A whole corpus as one stream of ids (int32), and how many tokens were unknown.
@@ -208,3 +226,14 @@ def _pieces(text: str):
         end = (text.find("\n", start + CHUNK) + 1) or len(text)
         yield text[start:end]
         start = end
+
+
+def _line_hash(line: str) -> int:
+    return int.from_bytes(hashlib.blake2b(line.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def knows_line(hashes: np.ndarray, line: str) -> bool:
+    """Whether `line` is one of the lines `hashes` (from Tokenizer.line_hashes) records."""
+    h = np.uint64(_line_hash(line))
+    i = int(np.searchsorted(hashes, h))
+    return bool(i < len(hashes) and hashes[i] == h)

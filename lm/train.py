@@ -27,6 +27,7 @@ from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfi
 from .data import Batches, read_text, split_tail
 from .errors import ConfigError, LMError
 from .model import Model
+from .sample import sample
 from .score import stream_nats
 from .tokenizer import Tokenizer
 
@@ -78,6 +79,7 @@ class EpochInfo:
     saved: bool  # the model file was written (validation improved, or there is none)
     train_s: float = 0.0  # this epoch's training steps
     valid_s: float = 0.0  # this epoch's validation
+    sample: str | None = None  # sample_chars drawn after the epoch (seeded by the seed and the epoch)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -280,9 +282,10 @@ class _Signals:
 class _Run:
     """One training run: its data, model, optimizer and RunState, from scratch or from a resume file."""
 
-    def __init__(self, path, tokenizer, model, batches, valid_ids, cfg, meta, rs: RunState):
+    def __init__(self, path, tokenizer, model, batches, valid_ids, cfg, meta, rs: RunState, kept: dict):
         self.path, self.tokenizer, self.model, self.batches = path, tokenizer, model, batches
         self.valid_ids, self.cfg, self.meta, self.rs = valid_ids, cfg, meta, rs
+        self.kept = kept  # arrays every saved model carries: the line hashes of a --lines model
         self.trainer = Trainer(model, cfg)
         self.stats = GradStats(model.config.layers, cfg.seq_len) if cfg.grad_stats else None
 
@@ -303,7 +306,8 @@ class _Run:
         }
         model = Model.init(ModelConfig(vocab=len(tokenizer), **model_settings), np.random.default_rng(cfg.seed))
         batches, valid_ids = _data(tokenizer, ids, valid, valid_text, cfg)
-        return cls(path, tokenizer, model, batches, valid_ids, cfg, meta, RunState(lr=cfg.lr_at(1)))
+        kept = _kept(tokenizer, text)
+        return cls(path, tokenizer, model, batches, valid_ids, cfg, meta, RunState(lr=cfg.lr_at(1)), kept)
 
     @classmethod
     def resumed(cls, path, corpus, valid, encoding, errors, settings) -> "_Run":
@@ -337,7 +341,7 @@ class _Run:
         ids, _ = tokenizer.encode(text)
         batches, valid_ids = _data(tokenizer, ids, valid, valid_text, cfg)
         meta["train_config"] = asdict(cfg)
-        run = cls(path, tokenizer, model, batches, valid_ids, cfg, meta, rs)
+        run = cls(path, tokenizer, model, batches, valid_ids, cfg, meta, rs, _kept(tokenizer, text))
         run._load_extra(ckpt.extra, where)
         return run
 
@@ -357,7 +361,7 @@ class _Run:
 
     def _save_resume(self) -> Path:
         where = checkpoint.resume_path(self.path)
-        extra = {f"opt.{k}": v for k, v in self.trainer.opt.state().items()}
+        extra = {**self.kept, **{f"opt.{k}": v for k, v in self.trainer.opt.state().items()}}
         for layer, parts in enumerate(self.trainer.state):
             extra.update({f"state.{layer}.{k}": part for k, part in enumerate(parts)})
         if self.stats:
@@ -472,14 +476,18 @@ class _Run:
         valid_start = time.perf_counter()
         valid_loss = None
         if len(self.valid_ids):
-            nats = stream_nats(self.model, self.valid_ids, self.tokenizer.start_id, cfg.batch_size, cfg.seq_len)
+            nats, _ = stream_nats(self.model, self.valid_ids, self.tokenizer.start_id, cfg.batch_size, cfg.seq_len)
             valid_loss = nats / len(self.valid_ids)
         improved = valid_loss is None or rs.best is None or valid_loss < rs.best
+        valid_time = time.perf_counter() - valid_start
+        drawn = None
+        if cfg.sample_chars:  # seeded by the epoch, so a resumed run draws the same text
+            rng = np.random.default_rng([cfg.seed, rs.epoch])
+            drawn = "".join(sample(self.model, self.tokenizer, chars=cfg.sample_chars, seed=rng))
         info = EpochInfo(
             rs.epoch, rs.epoch_nats / rs.epoch_tokens, valid_loss,
             None if valid_loss is None else math.exp(min(valid_loss, 700.0)),
-            rs.epoch_tokens / rs.epoch_time, self._wall(), rs.lr, improved, rs.epoch_time,
-            time.perf_counter() - valid_start,
+            rs.epoch_tokens / rs.epoch_time, self._wall(), rs.lr, improved, rs.epoch_time, valid_time, drawn,
         )
         meta["history"].append(info.to_dict())
         meta["train_time_s"] = rs.train_time
@@ -489,7 +497,7 @@ class _Run:
             rs.best = valid_loss
             meta["best_valid_loss"] = valid_loss
             meta["best_epoch"] = rs.epoch
-            checkpoint.save(self.path, Checkpoint(self.model, self.tokenizer, meta))
+            checkpoint.save(self.path, Checkpoint(self.model, self.tokenizer, meta, self.kept))
         report(info)
         if valid_loss is not None:
             if rs.watched is None or valid_loss < rs.watched - cfg.min_delta:
@@ -516,3 +524,11 @@ def _data(tokenizer: Tokenizer, ids: np.ndarray, valid, valid_text: str | None, 
         raise LMError(f"no validation text: {source} has no tokens the model knows; "
                       f"give another --valid, or --valid-fraction 0 to train without validation")
     return Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len), valid_ids
+
+
+def _kept(tokenizer: Tokenizer, text: str) -> dict:
+    """What a saved model keeps of its corpus: for a --lines character model, the hashes of its
+    lines, so `lm sample` can mark copies and --novel avoid them; nothing of other models."""
+    if tokenizer.kind == "char" and tokenizer.lines:
+        return {"line_hashes": tokenizer.line_hashes(text)}
+    return {}

@@ -192,13 +192,14 @@ def test_stream_score_carries_state_and_ignores_padding(word_model):
     model, tok = ckpt.model, ckpt.tokenizer
     text = "\n".join(SENTENCES[:3]) + "\n"
     ids, _ = tok.encode(text)
-    exact = stream_nats(model, ids, tok.start_id, batch_size=1, seq_len=5)
+    exact, no_unk = stream_nats(model, ids, tok.start_id, batch_size=1, seq_len=5)
+    assert no_unk == 0.0  # no unk_id given
     x = np.concatenate([[tok.start_id], ids[:-1]])[:, None]
     one_window, _ = logprobs(model, x, ids[:, None], model.zero_state(1))
     assert exact == pytest.approx(-one_window.sum(), rel=1e-5)
     # 23 tokens in 3 parts of 8, 8 and 7 (the last padded): each token scored once, each part
     # from the zero state with the token before it as input.
-    parts = stream_nats(model, ids, tok.start_id, batch_size=3, seq_len=4)
+    parts, _ = stream_nats(model, ids, tok.start_id, batch_size=3, seq_len=4)
     by_hand = 0.0
     for lo in (0, 8, 16):
         part_x, part_y = x[lo : lo + 8], ids[lo : lo + 8, None]
@@ -256,8 +257,11 @@ def test_sampler_words_limit_and_primer():
     model.params["Wya"][:] = 0
     text = "".join(sample(model, tok, words=4, seed=5, prime="ab "))
     assert text.startswith("ab ") and len(text[3:].split()) <= 4
-    with pytest.raises(lm.LMError, match="never saw"):
-        list(sample(model, tok, prime="xyz"))
+    assert "".join(sample(model, tok, prime="axb", tokens=1, seed=5)).startswith("ab")  # unseen: skipped
+    with pytest.raises(lm.LMError, match="never saw 'x', 'y', 'z'"):
+        list(sample(model, tok, prime="xyz", unk="error"))
+    with pytest.raises(lm.ConfigError, match="--unk map needs"):
+        list(sample(model, tok, prime="xyz", unk="map"))
 
 
 def test_same_seed_same_text_and_greedy_and_no_unk(word_model):

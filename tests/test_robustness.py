@@ -124,7 +124,7 @@ def test_a_signal_saves_the_state_and_resume_finishes_the_run(tmp_path, sig, cod
     rest = proc.stderr.read()
     assert proc.wait(timeout=30) == code, rest
     assert "Traceback" not in rest
-    assert f"continue with: lm train long.txt -m model.npz --resume" in rest
+    assert "continue with: lm train long.txt -m model.npz --resume" in rest
     assert (tmp_path / "model.resume.npz").exists()
     done = run_lm("train", "long.txt", "--resume", "--epochs", "1", cwd=tmp_path)
     assert_ok(done)
@@ -280,8 +280,11 @@ def test_unknown_characters_and_words_and_empty_sentences(tmp_path, char_model, 
     char = lm.load(char_model)
     score = lm.score_sentence(char.model, char.tokenizer, "the cat ☃ sat")
     assert score.unknown == 1 and "☃" not in score.tokens  # a character model leaves it out, counted
-    primed = run_lm("sample", "-m", char_model, "--prime", "the ☃", cwd=tmp_path)
+    primed = run_lm("sample", "-m", char_model, "--prime", "the ☃", "--unk", "error", cwd=tmp_path)
     assert_one_line_error(primed, "never saw", "'☃'", code=1)
+    skipped = run_lm("sample", "-m", char_model, "--prime", "the ☃", "--chars", "3", cwd=tmp_path)
+    assert_ok(skipped)
+    assert skipped.stdout.startswith("the ") and "☃" not in skipped.stdout
     word = lm.load(word_model)
     score = lm.score_sentence(word.model, word.tokenizer, "the zebra sat")
     assert score.unknown == 1 and "<UNK>" in score.tokens
