@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint, sample as sampling
+from . import card, checkpoint, sample as sampling
 from .checkpoint import Checkpoint
 from .errors import ConfigError
 from .score import SentenceScore, StreamScore, rank, score_sentence, score_stream
@@ -102,7 +102,6 @@ class LanguageModel(Checkpoint):
 
     def info(self, path: str | Path | None = None) -> dict:
         """The model card (lm info) as a JSON-ready dict."""
-        from . import card  # TEMP until card.py lands
         return card.card(self, path)
 
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.text import Text
 
-from . import __version__
+from . import __version__, card
 from .api import LanguageModel, load
 from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
 from .data import read_text
@@ -416,7 +416,6 @@ def info(
     if json_out:
         print(json.dumps(facts))
         return
-    from . import card  # TEMP until card.py lands
     card.render(facts, out)
 
 
