@@ -6,6 +6,7 @@ import pytest
 from cli_utils import TINY_FLAGS, assert_ok, assert_one_line_error, json_lines, run_lm
 
 import lm
+from lm import cli
 
 
 # ----- train -----
@@ -134,7 +135,7 @@ def test_version(tmp_path):
     assert result.stdout.strip() == f"lm {lm.__version__}"
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "score", "eval"])
+@pytest.mark.parametrize("command", sorted(c.name or c.callback.__name__ for c in cli.app.registered_commands))
 def test_every_help_ends_with_an_example(tmp_path, command):
     result = run_lm(command, "--help", cwd=tmp_path)
     assert_ok(result)
