@@ -66,7 +66,7 @@ class LanguageModel(Checkpoint):
 
     def _options(self, options: dict) -> dict:
         """--novel as the sampler takes it: the line hashes, which only --lines models keep."""
-        options = dict(options, stop=tuple(options.get("stop", ())))
+        options = dict(options)
         if options.pop("novel", False):
             if self.line_hashes is None:
                 raise ConfigError("--novel needs a model trained with --lines (it keeps hashes of its training lines)")

@@ -115,13 +115,16 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(directory)
     except OSError as e:
         os.unlink(tmp)
         raise LMError(f"cannot write the model to {path}: {e.strerror or e}") from None
     except BaseException:
         os.unlink(tmp)
         raise
+    try:
+        _fsync_dir(directory)
+    except OSError:  # the model is written; some file systems cannot sync a directory (EINVAL)
+        pass
 
 
 def _umask() -> int:

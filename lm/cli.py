@@ -6,7 +6,6 @@ Errors the user can cause end in one line on stderr: exit 1 for runtime errors, 
 
 import json
 import sys
-import time
 from dataclasses import fields
 from enum import Enum
 from pathlib import Path
@@ -159,10 +158,16 @@ def train(
         raise typer.Exit(SIGNAL_EXIT[result.stopped])
     if quiet:
         return
-    why = {"max-time": "--max-time reached; ", "patience": f"no improvement in {patience} epochs; "}
+    why = {"max-time": "--max-time reached; ", "patience": "no improvement on validation (--patience); "}
     err.print(f"{why.get(result.stopped, '')}{saved}", markup=False)
     if result.resume_path is not None:
         err.print(f"to train on: lm train {corpus} -m {model} --resume (from {result.resume_path})", markup=False)
+
+
+def _clock(seconds: float) -> str:
+    """H:MM:SS, hours unbounded (a long run's ETA passes a day)."""
+    minutes, secs = divmod(int(min(seconds, 1e9)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 class _TrainView:
@@ -204,7 +209,7 @@ class _TrainView:
     def _step(self, info: StepInfo) -> None:
         numbers = (f"loss {info.loss:.3f}  ppl {info.perplexity:,.2f}  {info.tokens_per_s:,.0f} tok/s  "
                    f"|grad| {info.grad_norm:.2f}  clipped {info.clipped:.0%}  "
-                   f"ETA {time.strftime('%H:%M:%S', time.gmtime(info.eta_s))}")
+                   f"ETA {_clock(info.eta_s)}")
         if self.live:
             self.progress.start()  # at the first step, so an early error leaves no empty bar behind
             self.progress.update(self.bar, completed=(info.epoch - 1) * info.steps + info.step,
@@ -449,6 +454,8 @@ def main() -> None:
         _fail(e.format_message(), e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
+    except MemoryError:
+        _fail("out of memory; try a smaller --hidden, --batch-size, --seq-len or --num", 1)
     except BrokenPipeError:
         sys.exit(0)
     sys.exit(code or 0)

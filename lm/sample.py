@@ -130,7 +130,7 @@ class _Text:
     def __init__(self, tokenizer: Tokenizer, limits: Limits, prev: str | None, stops: Sequence[str]):
         self.tokenizer, self.limits, self.prev = tokenizer, limits, prev
         self.cap = limits.token_cap
-        self.stops = [s for s in stops if s]
+        self.stops = [s for s in ([stops] if isinstance(stops, str) else stops) if s]  # one string is one stop
         self.held = ""
         self.tokens = self.chars = self.words = 0
         self.after_space = True  # the drawn text is empty or ends in whitespace: a next word starts a new one

@@ -43,8 +43,9 @@ class SentenceScore:
 
     @property
     def bits_per_unit(self) -> float:
-        """-log2 P per character of the text (character models) or per word (word models)."""
-        units = len(self.text) if self.unit == "char" else len(self.text.split())
+        """-log2 P per character scored (character models; a --lines model's <EOS> is the line's
+        break) or per word token, <EOS> not counted (word models): what `lm eval` divides by too."""
+        units = len(self.tokens) if self.unit == "char" else sum(t != "<EOS>" for t in self.tokens)
         return -self.logprob / LN2 / max(units, 1)
 
     @property

@@ -151,7 +151,8 @@ class Tokenizer:
         """
         # A character gives at most one id (a line's <EOS> replaces its break), so a character
         # model's ids fill one array in place: no second copy of a large corpus's ids.
-        out = np.empty(len(text) + 1, dtype=np.int32) if self.kind == "char" else None
+        # Lower-casing may lengthen text ("İ" becomes two code points), so --lower collects pieces.
+        out = np.empty(len(text) + 1, dtype=np.int32) if self.kind == "char" and not self.lower else None
         parts, n, unknown = [np.zeros(0, dtype=np.int32)], 0, 0
         for piece in _pieces(text):
             ids, piece_unknown = self._encode_piece(piece)

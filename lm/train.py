@@ -320,6 +320,7 @@ class _Run:
         try:
             rs = RunState(**meta.pop("resume"))
             saved = {**meta["tokenizer_config"], **ckpt.model.config_dict(), **meta["train_config"]}
+            saved["lr"] = TrainConfig(**meta["train_config"]).learning_rate  # None meant the optimizer's default
             cfg = TrainConfig(**{**meta["train_config"], **{k: v for k, v in settings.items() if k in RESUMABLE}})
         except (KeyError, TypeError, ConfigError) as e:
             raise LMError(f"{where} is not a resume file or is damaged ({e})") from None
@@ -458,8 +459,8 @@ class _Run:
                 raise LMError(f"no step of epoch {epoch} had a finite loss; try a lower --lr")
             rs.train_time += rs.epoch_time
             self._end_epoch(report)
-            if stopped is None and cfg.patience and rs.stale >= cfg.patience and rs.epoch <= cfg.epochs:
-                stopped = "patience"
+            if cfg.patience and rs.stale >= cfg.patience and rs.epoch <= cfg.epochs:
+                stopped = "patience"  # also when --max-time ended the epoch: the run is over either way
             if stopped:
                 return stopped
             if signals.requested:

@@ -364,3 +364,11 @@ def test_every_numeric_sample_and_eval_flag_refuses_bad_values(tmp_path, corpus,
         _check_value(monkeypatch, capsys, ["sample", "-m", char_model, "--chars", "5"], flag, value,
                      flag == "--seed")
     _check_value(monkeypatch, capsys, ["eval", corpus, "-m", char_model], "--batch-size", value, False)
+
+
+def test_a_directory_that_cannot_be_synced_still_gets_its_model(tmp_path, corpus, monkeypatch):
+    """Some file systems refuse to fsync a directory (EINVAL) after the rename: the model is written."""
+    ckpt = lm.load(lm.train(corpus, tmp_path / "m.npz", **TINY).path)
+    monkeypatch.setattr(checkpoint, "_fsync_dir", lambda directory: (_ for _ in ()).throw(OSError(errno.EINVAL, "x")))
+    checkpoint.save(tmp_path / "n.npz", ckpt)
+    assert lm.load(tmp_path / "n.npz").model.num_params() == ckpt.model.num_params()

@@ -302,3 +302,49 @@ def test_per_token_view_in_a_terminal_is_coloured(tmp_path, char_model):
     screen = _tmux_capture(tmp_path, f"{sys.executable} -m lm score -m {char_model} 'the cat' --per-token",
                            "bits", colours=True)
     assert "surprisal in bits" in screen and ANSI in screen
+
+
+# ----- regressions from the review -----
+
+
+def test_lower_casing_that_lengthens_text_encodes(tmp_path):
+    """'İ'.lower() is two code points: the character encoder must not assume one id a character."""
+    tok = Tokenizer.fit("İstanbul İzmir\n", TokenizerConfig(tokenizer="char", lower=True))
+    ids, unknown = tok.encode("İstanbul ve İzmir\n" * 3)
+    assert unknown == 3 * 2 and tok.decode(ids.tolist()).startswith("i̇stanbul ")  # "v", "e" unseen
+
+
+def test_patience_still_stops_a_run_that_max_time_cut(tmp_path, corpus):
+    kw = dict(TINY, epochs=5, patience=1, min_delta=100.0, max_time=1e-4, sample_chars=0)
+    stops = [lm.train(corpus, tmp_path / "m.npz", **kw).stopped]
+    while stops[-1] == "max-time":
+        stops.append(lm.train(corpus, tmp_path / "m.npz", resume=True).stopped)
+    assert stops == ["max-time", "patience"]  # epoch 2 does not improve by 100 nats
+
+
+def test_score_and_eval_count_bits_per_unit_alike(tmp_path, word_model):
+    (tmp_path / "one.txt").write_text("The cook, my aunt and the grocer ate a pear.\n")
+    model = lm.load(word_model)
+    sentence = model.score("The cook, my aunt and the grocer ate a pear.")
+    stream = model.evaluate((tmp_path / "one.txt").read_text())
+    assert sentence.bits_per_unit == pytest.approx(stream.bits_per_unit, rel=1e-5)
+
+
+def test_one_stop_string_given_as_a_string_is_one_stop(char_model):
+    model = lm.load(char_model)
+    text = model.sample(chars=80, seed=3)
+    stop = text[10:13]
+    assert model.sample(chars=80, seed=3, stop=stop) == text[: text.index(stop)]
+
+
+def test_resume_accepts_the_default_learning_rate_given_explicitly(tmp_path, corpus):
+    from test_robustness import _signal_at
+    lm.train(corpus, tmp_path / "m.npz", on_progress=_signal_at(3), **TINY)
+    assert lm.train(corpus, tmp_path / "m.npz", resume=True, lr=2e-3).stopped is None
+
+
+def test_eta_past_a_day_and_out_of_memory(tmp_path, corpus):
+    from lm.cli import _clock
+    assert _clock(25 * 3600 + 61) == "25:01:01"
+    result = run_lm("train", corpus.name, "--hidden", "100000000", cwd=tmp_path)
+    assert_one_line_error(result, "out of memory", code=1)
