@@ -42,7 +42,7 @@ def test_train_shows_its_recipe_and_stops_on_patience(tmp_path, corpus):
     epochs = [line for line in lines if line.startswith("epoch ") and " step " not in line]
     assert len(epochs) == 3 and "lr 0.002 " in epochs[1] and "lr 0.001 " in epochs[2]
     assert "s + valid " in epochs[0]
-    assert lines[-1].startswith("no improvement in 2 epochs; saved model.npz")
+    assert lines[-1].startswith("no improvement on validation (--patience); saved model.npz")
 
 
 # ----- sample -----
