@@ -326,8 +326,9 @@ def score(
     """
     texts = _sentences(sentences or [], file, encoding, errors.value)
     lm_model = load(model)
-    scores: Iterator[SentenceScore] | list[SentenceScore] = (
-        lm_model.score(text, no_eos=no_eos, unk=unk and unk.value) for text in texts)
+    failed: list[int] = []
+    scores: Iterator[SentenceScore] | list[SentenceScore] = _scored(lm_model, texts, no_eos, unk and unk.value,
+                                                                    failed)
     if ranked is None:
         ranked = bool(sentences) and sentences != ["-"]
     if ranked:
@@ -348,8 +349,25 @@ def score(
         if per_token:
             _per_token(lm_model, s, log10)
         sys.stdout.flush()
+    if failed:
+        raise typer.Exit(1)
     if not i:
         raise LMError("no sentences to score: the input has no lines that are not blank")
+
+
+def _scored(lm_model: LanguageModel, texts: Iterator[str], no_eos: bool, unk: str | None,
+            failed: list[int]) -> Iterator[SentenceScore]:
+    """Each sentence scored; one that cannot be (no token the model knows, or --unk error) is
+    reported on stderr and the rest go on, so one bad line does not end a long stream. A bad
+    option (ConfigError) still stops everything."""
+    for n, text in enumerate(texts, 1):
+        try:
+            yield lm_model.score(text, no_eos=no_eos, unk=unk)
+        except ConfigError:
+            raise
+        except LMError as e:
+            failed.append(n)
+            err.print(f"lm: error: sentence {n}: {e}", markup=False)
 
 
 def _sentences(args: list[str], file: Path | None, encoding: str, errors: str) -> Iterator[str]:

@@ -348,3 +348,11 @@ def test_eta_past_a_day_and_out_of_memory(tmp_path, corpus):
     assert _clock(25 * 3600 + 61) == "25:01:01"
     result = run_lm("train", corpus.name, "--hidden", "100000000", cwd=tmp_path)
     assert_one_line_error(result, "out of memory", code=1)
+
+
+def test_a_sentence_that_cannot_be_scored_does_not_end_the_stream(tmp_path, char_model):
+    result = subprocess.run([sys.executable, "-m", "lm", "score", "-", "-m", str(char_model)],
+                            input="the cat\n☃☃☃\nthe dog\n", capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert [line.split()[-1] for line in result.stdout.splitlines()] == ["cat", "dog"]
+    assert result.stderr.strip() == "lm: error: sentence 2: nothing to score in '☃☃☃'"
