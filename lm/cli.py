@@ -161,7 +161,8 @@ def train(
     why = {"max-time": "--max-time reached; ", "patience": "no improvement on validation (--patience); "}
     err.print(f"{why.get(result.stopped, '')}{saved}", markup=False)
     if result.resume_path is not None:
-        err.print(f"to train on: lm train {corpus} -m {model} --resume (from {result.resume_path})", markup=False)
+        err.print(f"to train on: lm train {corpus} -m {model} --resume, with a higher --epochs to go past "
+                  f"the last one (from {result.resume_path})", markup=False)
 
 
 def _clock(seconds: float) -> str:
