@@ -25,7 +25,7 @@ from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfi
 from .data import read_text
 from .errors import ConfigError, LMError
 from .score import SentenceScore, rank
-from .tokenizer import UNK_POLICIES
+from .tokenizer import EOS, UNK_POLICIES
 from .train import EpochInfo, Notice, StartInfo, StepInfo, train as run_training
 
 app = typer.Typer(
@@ -396,13 +396,13 @@ def _per_token(lm_model: LanguageModel, s: SentenceScore, log10: bool) -> None:
     if _colour():
         line, prev = Text("     "), None
         for tok, style in zip(s.tokens, styles):
-            line.append(lm_model.tokenizer.piece(prev, tok) if tok != "<EOS>" else " <EOS>", style=style)
+            line.append(lm_model.tokenizer.piece(prev, tok) if tok != EOS else f" {EOS}", style=style)
             prev = tok
         out.print(line)
-    scale = math.log(10) if log10 else 1.0
+    scale, label = (math.log(10), "log10 P") if log10 else (1.0, "log P")
     for tok, lp, bits, style in zip(s.tokens, s.token_logprobs, s.surprisals, styles):
-        out.print(Text(f"     {tok!r:>16}  P={math.exp(lp):.4f}  {'log10 P' if log10 else 'log P'}={lp / scale:.3f}  "
-                       f"{bits:5.2f} bits", style=style))
+        out.print(Text(f"     {tok!r:>16}  P={math.exp(lp):.4f}  {label}={lp / scale:.3f}  {bits:5.2f} bits",
+                       style=style))
 
 
 @app.command("eval", epilog='Example: lm eval valid.txt')

@@ -9,7 +9,7 @@ from .data import inputs_for
 from .errors import LMError
 from .model import Model
 from .ops import target_logprobs
-from .tokenizer import Tokenizer
+from .tokenizer import EOS, Tokenizer
 
 
 LN2, LN10 = math.log(2), math.log(10)
@@ -45,7 +45,7 @@ class SentenceScore:
     def bits_per_unit(self) -> float:
         """-log2 P per character scored (character models; a --lines model's <EOS> is the line's
         break) or per word token, <EOS> not counted (word models): what `lm eval` divides by too."""
-        units = len(self.tokens) if self.unit == "char" else sum(t != "<EOS>" for t in self.tokens)
+        units = len(self.tokens) if self.unit == "char" else sum(t != EOS for t in self.tokens)
         return -self.logprob / LN2 / max(units, 1)
 
     @property

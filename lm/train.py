@@ -130,7 +130,6 @@ class RunState:
     epoch_tokens: int = 0
     clipped_steps: int = 0
     total_steps: int = 0
-    grad_samples: int = 0
 
 
 def split_settings(settings: dict) -> tuple[TokenizerConfig, dict, TrainConfig]:
@@ -231,6 +230,14 @@ class GradStats:
         if x.shape[0] == self.total.shape[1]:  # a short last window would skew the far distances
             self.total += model.gradient_reach(x, y, state)
             self.samples += 1
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What a resume file keeps of the measurements so far, as arrays (as the optimizer's)."""
+        return {"total": self.total, "samples": np.array(self.samples)}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.total[:] = state["total"]
+        self.samples = int(state["samples"])
 
     def to_dict(self, clip_rate: float) -> dict:
         norm = self.total / max(self.samples, 1)
@@ -350,24 +357,22 @@ class _Run:
         """The optimizer's moments, the carried state and the gradient statistics of a resume file."""
         trainer = self.trainer
         try:
-            trainer.opt.load({k[len("opt.") :]: v for k, v in extra.items() if k.startswith("opt.")})
+            trainer.opt.load(_unprefixed("opt.", extra))
             for layer, parts in enumerate(trainer.state):
                 for k, part in enumerate(parts):
                     part[:] = extra[f"state.{layer}.{k}"]
             if self.stats:
-                self.stats.total[:] = extra["grad_stats"]
-                self.stats.samples = self.rs.grad_samples
+                self.stats.load(_unprefixed("grad_stats.", extra))
         except (KeyError, ValueError) as e:
             raise LMError(f"{where} is damaged: its training arrays do not fit the model ({e})") from None
 
     def _save_resume(self) -> Path:
         where = checkpoint.resume_path(self.path)
-        extra = {**self.kept, **{f"opt.{k}": v for k, v in self.trainer.opt.state().items()}}
+        extra = {**self.kept, **_prefixed("opt.", self.trainer.opt.state())}
         for layer, parts in enumerate(self.trainer.state):
             extra.update({f"state.{layer}.{k}": part for k, part in enumerate(parts)})
         if self.stats:
-            extra["grad_stats"] = self.stats.total
-            self.rs.grad_samples = self.stats.samples
+            extra.update(_prefixed("grad_stats.", self.stats.state()))
         self.rs.wall_time = self._wall()
         meta = {**self.meta, "resume": asdict(self.rs)}
         checkpoint.save(where, Checkpoint(self.model, self.tokenizer, meta, extra))
@@ -525,6 +530,16 @@ def _data(tokenizer: Tokenizer, ids: np.ndarray, valid, valid_text: str | None, 
         raise LMError(f"no validation text: {source} has no tokens the model knows; "
                       f"give another --valid, or --valid-fraction 0 to train without validation")
     return Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len), valid_ids
+
+
+def _prefixed(prefix: str, arrays: dict) -> dict:
+    """A part's arrays named for the resume file: {"m": ...} -> {"opt.m": ...}."""
+    return {prefix + name: value for name, value in arrays.items()}
+
+
+def _unprefixed(prefix: str, arrays: dict) -> dict:
+    """The part's arrays back from the resume file's."""
+    return {name[len(prefix) :]: value for name, value in arrays.items() if name.startswith(prefix)}
 
 
 def _kept(tokenizer: Tokenizer, text: str) -> dict:
