@@ -223,7 +223,10 @@ def test_version_completion_and_python_dash_m(tmp_path):
     version = run_lm("--version", cwd=tmp_path)
     assert_ok(version)
     assert version.stdout.strip() == f"lm {lm.__version__}"
-    completion = run_lm("--show-completion", "bash", cwd=tmp_path)
+    # Without a shell among its parent processes typer cannot detect one; this typer setting
+    # (its own tests use it) makes --show-completion take the shell's name instead.
+    completion = run_lm("--show-completion", "bash", cwd=tmp_path,
+                        env_extra={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert_ok(completion)
     assert "complete" in completion.stdout and "lm" in completion.stdout
 
