@@ -22,6 +22,7 @@ import numpy as np
 
 from .cells import CELLS, Embedded
 from .config import ModelConfig
+from .heap import keep_freed_memory
 from .ops import add_rows, softmax_cross_entropy
 
 Params = dict[str, np.ndarray]
@@ -42,6 +43,7 @@ class Model:
     """
 
     def __init__(self, config: ModelConfig, params: Params):
+        keep_freed_memory()  # every forward and backward allocates large arrays; see heap.py
         self.config = config
         self.cell = CELLS[config.cell]
         names = ["Wax", *sorted(k for k in params if k.startswith("layers.")), "Wya", "by"]
