@@ -353,31 +353,22 @@ class LSTM:
         T, B, H = da.shape
         peep = p.get("p")
         W_a_T = np.ascontiguousarray(p["W"][:H].T)  # contiguous: the per-step multiply runs faster
-        G, c_tilde = Z[:, :, : 3 * H], Z[:, :, 3 * H :]
-        # The factors of every step at once, so a step only multiplies by them:
-        # dz = [dc * K_u | dc * K_f | da * K_o | dc * K_c], computed in place in K.
-        K = np.empty_like(Z)
-        np.multiply(G, np.subtract(1.0, G), out=K[:, :, : 3 * H])  # σ' = Γ (1 - Γ)
-        K[:, :, :H] *= c_tilde  # dΓu = dc * c~<t>
-        K[:, :, H : 2 * H] *= c[:-1]  # dΓf = dc * c<t-1>
-        K[:, :, 2 * H : 3 * H] *= tanh_c  # dΓo = da * tanh(c<t>)
-        np.multiply(G[:, :, :H], _tanh_grad(c_tilde), out=K[:, :, 3 * H :])  # through c~ = tanh(.), times Γu
-        K_a = _tanh_grad(tanh_c)
-        K_a *= G[:, :, 2 * H :]  # dc from da through a = Γo * tanh(c)
-        dz = K
+        dz = np.empty((T, B, 4 * H), dtype=da.dtype)
         da_next, dc = dstate[0].copy(), dstate[1].copy()
-        through_a = np.empty((B, H), dtype=da.dtype)
         for t in range(T - 1, -1, -1):
+            G, c_tilde = Z[t, :, : 3 * H], Z[t, :, 3 * H :]
+            Gu, Gf, Go = G[:, :H], G[:, H : 2 * H], G[:, 2 * H :]
             da_next += da[t]
             if trace is not None:
                 trace[t] = _mean_row_norm(da_next)
-            np.multiply(da_next, K_a[t], out=through_a)
-            dc += through_a
-            dz[t, :, :H] *= dc
-            dz[t, :, H : 2 * H] *= dc
-            dz[t, :, 2 * H : 3 * H] *= da_next
-            dz[t, :, 3 * H :] *= dc
-            dc *= G[t, :, H : 2 * H]  # c<t-1> reaches c<t> through Γf
+            dc += da_next * Go * (1.0 - tanh_c[t] ** 2)  # through a = Γo * tanh(c)
+            np.multiply(dc, c_tilde, out=dz[t, :, :H])  # dΓu = dc * c~<t>
+            np.multiply(dc, c[t], out=dz[t, :, H : 2 * H])  # dΓf = dc * c<t-1>
+            np.multiply(da_next, tanh_c[t], out=dz[t, :, 2 * H : 3 * H])  # dΓo = da * tanh(c<t>)
+            dz[t, :, : 3 * H] *= G * (1.0 - G)  # σ' = Γ (1 - Γ)
+            np.multiply(dc, Gu, out=dz[t, :, 3 * H :])
+            dz[t, :, 3 * H :] *= 1.0 - c_tilde**2  # through c~ = tanh(.)
+            dc *= Gf  # c<t-1> reaches c<t> through Γf
             if peep is not None:
                 dc += (dz[t, :, : 3 * H].reshape(B, 3, H) * peep.reshape(3, H)).sum(axis=1)
             np.matmul(dz[t], W_a_T, out=da_next)
