@@ -1,22 +1,35 @@
-"""Row-separable element-wise work on large arrays, split over the cores.
+"""Work split over the cores, for what BLAS does not already spread over them.
 
-NumPy's matrix multiplies already use every core (through BLAS), but its element-wise
-functions use one. The softmax over a word model's vocabulary is the largest of them (the exp
-of T x B x V logits every step), and its rows are independent, so its halves run at once: NumPy
-releases the GIL inside a function on a large array, and a thread is enough.
+NumPy's matrix multiplies use every core (through BLAS), but its element-wise functions use
+one, and the time loop of a recurrent layer is mostly element-wise calls and multiplies too
+small to gain from BLAS threads. NumPy releases the GIL inside its functions, so Python threads
+are enough to use the other cores:
+
+- `by_rows`: a row-separable function on a large array (the softmax over a word model's
+  vocabulary, T x B x V logits) done a part of the rows per thread.
+- `concurrently`: independent calls (the batch's sequences cut into parts, model.py) one per
+  thread, each with BLAS on one thread, so that together they use the cores BLAS would have
+  used, without asking for twice as many. That needs OpenBLAS's per-thread setting
+  (`openblas_set_num_threads_local`, OpenBLAS 0.3.27 and later, which NumPy 2's wheels carry);
+  without it `blas_per_thread()` is False and callers keep to one part.
 
 The thread count follows BLAS's own settings (OMP_NUM_THREADS or OPENBLAS_NUM_THREADS when
 set), within the cores this process may run on; one thread means no worker at all.
 """
 
+import ctypes
 import functools
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-MIN_ELEMENTS = 1 << 20  # below this a thread's start-up costs more than it saves
+MIN_ELEMENTS = 1 << 20  # by_rows: below this a thread's start-up costs more than it saves
+R = TypeVar("R")
 
 
 def threads() -> int:
@@ -29,18 +42,75 @@ def threads() -> int:
 
 
 @functools.cache
+def _blas_threads_setter() -> Callable[[int], int] | None:
+    """OpenBLAS's openblas_set_num_threads_local (returns the previous count), or None.
+
+    The library is the one NumPy loaded, found among the process's mapped files (Linux)."""
+    try:
+        maps = Path("/proc/self/maps").read_text().split("\n")
+    except OSError:
+        return None
+    libraries = {line.split()[-1] for line in maps if "openblas" in line.lower() and line.split()[-1].startswith("/")}
+    for path in sorted(libraries):
+        try:
+            setter = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
+        return setter
+    return None
+
+
+def blas_per_thread() -> bool:
+    """Whether BLAS can be held to one thread in each of `concurrently`'s threads."""
+    return _blas_threads_setter() is not None
+
+
+_inside = threading.local()  # set in a call that `concurrently` runs: no splitting again in there
+
+
+def _one_blas_thread(call: Callable[[], R]) -> R:
+    setter = _blas_threads_setter()
+    before = setter(1) if setter is not None else None
+    _inside.busy = True
+    try:
+        return call()
+    finally:
+        _inside.busy = False
+        if setter is not None:
+            setter(before)
+
+
+@functools.cache
 def _pool() -> tuple[ThreadPoolExecutor | None, int]:
     n = threads()
-    return (ThreadPoolExecutor(n - 1, thread_name_prefix="lm-rows") if n > 1 else None), n
+    return (ThreadPoolExecutor(n - 1, thread_name_prefix="lm") if n > 1 else None), n
 
 
-def by_rows(f: Callable, rows: np.ndarray, *per_row: np.ndarray) -> list:
+def parts() -> int:
+    """How many threads work can be cut over here: 1 inside a call `concurrently` runs."""
+    return 1 if getattr(_inside, "busy", False) else _pool()[1]
+
+
+def concurrently(calls: list[Callable[[], R]]) -> list[R]:
+    """[call() for call in calls], at most `parts()` of them, at once: the first here, the
+    others in worker threads, each with BLAS on one thread."""
+    pool, _ = _pool()
+    if len(calls) == 1 or pool is None:
+        return [call() for call in calls]
+    futures = [pool.submit(_one_blas_thread, call) for call in calls[1:]]
+    first = _one_blas_thread(calls[0])
+    return [first, *(future.result() for future in futures)]
+
+
+def cuts(n: int, k: int) -> list[slice]:
+    """range(n) cut into k consecutive parts as equal as can be."""
+    bounds = np.linspace(0, n, k + 1).astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def by_rows(f: Callable[..., R], rows: np.ndarray, *per_row: np.ndarray) -> list[R]:
     """[f(rows[part], *(a[part] for a in per_row)) for each part]: the rows cut into one part per
-    thread when the array is large enough, else one part; the first part runs here."""
-    pool, n = _pool()
-    if pool is None or rows.size < MIN_ELEMENTS:
-        return [f(rows, *per_row)]
-    cuts = np.linspace(0, len(rows), n + 1).astype(int)
-    parts = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
-    futures = [pool.submit(f, rows[s], *(a[s] for a in per_row)) for s in parts[1:]]
-    return [f(rows[parts[0]], *(a[parts[0]] for a in per_row)), *(future.result() for future in futures)]
+    thread when the array is large enough, else one part."""
+    k = parts() if rows.size >= MIN_ELEMENTS else 1
+    return concurrently([functools.partial(f, rows[s], *(a[s] for a in per_row)) for s in cuts(len(rows), k)])
