@@ -129,7 +129,16 @@ class Model:
         prepared: from `prepare()`, for callers that run many short windows with unchanged
         weights (sampling); made afresh when not given.
         """
-        T, B = ids.shape
+        a, new_state, caches = self.run_layers(ids, state, prepared)
+        a1 = self._with_ones(a)
+        logits = a1 @ self._out  # Wya a<t> + by
+        return logits.reshape(*ids.shape, -1), new_state, Cache(ids, caches, a1)
+
+    def run_layers(self, ids: np.ndarray, state: State, prepared: list[Params] | None = None
+                   ) -> tuple[np.ndarray, State, list]:
+        """The recurrent part of forward: ids (T, B) -> the top layer's a<1..T> (T, B, H), the
+        state after step T, and the layers' caches. `logits` finishes the job; the scorer runs
+        the two apart so that one window's softmax overlaps the next window's time loop."""
         Wax = self.params["Wax"]
         if Embedded.worth_it(ids, Wax):
             x = Embedded(ids, Wax)
@@ -143,12 +152,19 @@ class Model:
             x, s, cache = self.cell.forward(q, x, s)
             caches.append(cache)
             new_state.append(s)
+        return x, new_state, caches
+
+    def logits(self, a: np.ndarray) -> np.ndarray:
+        """The top layer's a (T, B, H) -> logits Wya a<t> + by (T, B, V)."""
+        return (self._with_ones(a) @ self._out).reshape(*a.shape[:2], -1)
+
+    def _with_ones(self, a: np.ndarray) -> np.ndarray:
+        """[a<t>, 1] for every position: (T*B, H+1), so the bias rides in the output multiply."""
         H = self.config.hidden
-        a1 = np.empty((T * B, H + 1), dtype=x.dtype)
-        a1[:, :H] = x.reshape(T * B, H)
+        a1 = np.empty((a.shape[0] * a.shape[1], H + 1), dtype=a.dtype)
+        a1[:, :H] = a.reshape(-1, H)
         a1[:, H] = 1.0
-        logits = a1 @ self._out  # Wya a<t> + by
-        return logits.reshape(T, B, -1), new_state, Cache(ids, caches, a1)
+        return a1
 
     def backward(self, cache: Cache, dlogits: np.ndarray, dstate: State | None = None,
                  traces: np.ndarray | None = None) -> tuple[Params, State]:

@@ -9,7 +9,9 @@ are enough to use the other cores:
   vocabulary, T x B x V logits) done a part of the rows per thread.
 - `concurrently`: independent calls (the batch's sequences cut into parts, model.py) one per
   thread, each with BLAS on one thread, so that together they use the cores BLAS would have
-  used, without asking for twice as many. That needs OpenBLAS's per-thread setting
+  used, without asking for twice as many.
+- `in_background`: one call in a worker while this thread goes on (the scorer's softmax of
+  one window while the next window's time loop runs, score.py). That needs OpenBLAS's per-thread setting
   (`openblas_set_num_threads_local`, OpenBLAS 0.3.27 and later, which NumPy 2's wheels carry);
   without it `blas_per_thread()` is False and callers keep to one part.
 
@@ -17,6 +19,7 @@ The thread count follows BLAS's own settings (OMP_NUM_THREADS or OPENBLAS_NUM_TH
 set), within the cores this process may run on; one thread means no worker at all.
 """
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -66,41 +69,70 @@ def blas_per_thread() -> bool:
     return _blas_threads_setter() is not None
 
 
-_inside = threading.local()  # set in a call that `concurrently` runs: no splitting again in there
+_inside = threading.local()  # in a worker, or a call `concurrently` runs: no splitting again in there
 
 
-def _one_blas_thread(call: Callable[[], R]) -> R:
+@contextlib.contextmanager
+def one_blas_thread(busy: bool = False):
+    """BLAS on one thread in this thread while inside (when BLAS has the per-thread setting).
+    busy: the caller is one of several threads at work; no splitting again in there."""
     setter = _blas_threads_setter()
     before = setter(1) if setter is not None else None
-    _inside.busy = True
+    _inside.busy = busy
     try:
-        return call()
+        yield
     finally:
         _inside.busy = False
         if setter is not None:
             setter(before)
 
 
+def _alone(call: Callable[[], R]) -> R:
+    with one_blas_thread(busy=True):
+        return call()
+
+
 @functools.cache
 def _pool() -> tuple[ThreadPoolExecutor | None, int]:
     n = threads()
-    return (ThreadPoolExecutor(n - 1, thread_name_prefix="lm") if n > 1 else None), n
+    if n == 1:
+        return None, 1
+    return ThreadPoolExecutor(n - 1, thread_name_prefix="lm", initializer=setattr, initargs=(_inside, "worker", True)), n
 
 
 def parts() -> int:
     """How many threads work can be cut over here: 1 inside a call `concurrently` runs."""
-    return 1 if getattr(_inside, "busy", False) else _pool()[1]
+    inside = getattr(_inside, "busy", False) or getattr(_inside, "worker", False)
+    return 1 if inside else _pool()[1]
 
 
 def concurrently(calls: list[Callable[[], R]]) -> list[R]:
     """[call() for call in calls], at most `parts()` of them, at once: the first here, the
     others in worker threads, each with BLAS on one thread."""
     pool, _ = _pool()
-    if len(calls) == 1 or pool is None:
+    if len(calls) == 1 or pool is None or parts() == 1:
         return [call() for call in calls]
-    futures = [pool.submit(_one_blas_thread, call) for call in calls[1:]]
-    first = _one_blas_thread(calls[0])
+    futures = [pool.submit(_alone, call) for call in calls[1:]]
+    first = _alone(calls[0])
     return [first, *(future.result() for future in futures)]
+
+
+class _Done:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def in_background(call: Callable[[], R]):
+    """call() started in a worker thread, BLAS on one thread there, while this thread goes on;
+    `.result()` waits for it. Done here and now when there is no worker, or no way to hold
+    BLAS to one thread in it (two BLAS thread pools would fight over the cores)."""
+    pool, _ = _pool()
+    if pool is None or parts() == 1 or not blas_per_thread():
+        return _Done(call())
+    return pool.submit(_alone, call)
 
 
 def cuts(n: int, k: int) -> list[slice]:

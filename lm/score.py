@@ -1,10 +1,12 @@
 """How probable is a text: sentences, P(y<1..T>) = Π_t P(y<t> | y<1..t-1>), and whole files as one stream."""
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import parallel
 from .data import inputs_for
 from .errors import LMError
 from .model import Model
@@ -82,11 +84,17 @@ def sci(logprob: float) -> str:
 def logprobs(model: Model, x: np.ndarray, y: np.ndarray, state, prepared=None) -> tuple[np.ndarray, list]:
     """log P(y<t> | inputs so far) for a window: x, y (T, B) -> (T, B) float64, 0 where y < 0
     (padding); and the state after the window. prepared: model.prepare(), for many windows."""
-    logits, state, _ = model.forward(x, state, prepared)
+    a, state, _ = model.run_layers(x, state, prepared)
+    return _picked(model, a, y), state
+
+
+def _picked(model: Model, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The top layer's a (T, B, H) -> log P of the targets y (T, B), 0 where y < 0."""
+    logits = model.logits(a)
     T, B, V = logits.shape
     picked = target_logprobs(logits.reshape(T * B, V), np.maximum(y, 0).reshape(-1)).reshape(T, B)
     picked[y < 0] = 0.0
-    return picked, state
+    return picked
 
 
 def score_sentence(model: Model, tokenizer: Tokenizer, text: str, *, no_eos: bool = False,
@@ -165,14 +173,24 @@ def stream_nats(model: Model, ids: np.ndarray, start_id: int, batch_size: int = 
     xs, ys = x.reshape(B, n).T, y.reshape(B, n).T
     state = model.zero_state(B)
     prepared = model.prepare()
+
+    def window_nats(a: np.ndarray, y_window: np.ndarray) -> tuple[float, float]:
+        logp = _picked(model, a, y_window)
+        return -float(logp.sum()), (-float(logp[y_window == unk_id].sum()) if unk_id is not None else 0.0)
+
+    # A window's output layer and softmax run in the background while the next window's time
+    # loop runs here (parallel.py): the two are about equal, and the loop cannot be split.
     total = unk_total = 0.0
-    for i in range(0, n, seq_len):
-        y_window = ys[i : i + seq_len]
-        logp, state = logprobs(model, np.ascontiguousarray(xs[i : i + seq_len]), y_window, state, prepared)
-        total -= float(logp.sum())
-        if unk_id is not None:
-            unk_total -= float(logp[y_window == unk_id].sum())
-    return total, unk_total
+    pending = None
+    with parallel.one_blas_thread():
+        for i in range(0, n, seq_len):
+            a, state, _ = model.run_layers(np.ascontiguousarray(xs[i : i + seq_len]), state, prepared)
+            if pending is not None:
+                nats, unk_nats = pending.result()
+                total, unk_total = total + nats, unk_total + unk_nats
+            pending = parallel.in_background(functools.partial(window_nats, a, ys[i : i + seq_len]))
+        nats, unk_nats = pending.result()
+    return total + nats, unk_total + unk_nats
 
 
 def score_stream(model: Model, tokenizer: Tokenizer, text: str, batch_size: int = 1) -> StreamScore:

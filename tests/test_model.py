@@ -220,6 +220,12 @@ def test_stream_score_carries_state_and_ignores_padding(word_model):
     x = np.concatenate([[tok.start_id], ids[:-1]])[:, None]
     one_window, _ = logprobs(model, x, ids[:, None], model.zero_state(1))
     assert exact == pytest.approx(-one_window.sum(), rel=1e-5)
+    # Windows overlap (one's softmax in the background, the next one's loop here); the part
+    # spent on a chosen id still comes from the right positions.
+    chosen = ids[4]
+    total, on_chosen = stream_nats(model, ids, tok.start_id, batch_size=1, seq_len=5, unk_id=chosen)
+    assert total == exact
+    assert on_chosen == pytest.approx(-one_window[ids == chosen].sum(), rel=1e-5) and on_chosen > 0
     # 23 tokens in 3 parts of 8, 8 and 7 (the last padded): each token scored once, each part
     # from the zero state with the token before it as input.
     parts, _ = stream_nats(model, ids, tok.start_id, batch_size=3, seq_len=4)
