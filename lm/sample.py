@@ -285,6 +285,9 @@ def _many(model, tokenizer, num: int, s: _Setup, stop, novel) -> Iterator[tuple[
 
 def _batch(model, tokenizer, indices, s: _Setup, stop) -> Iterator[tuple[int, str]]:
     """One batch of len(indices) sequences, each yielded with its index when complete."""
+    if not stop and s.limits.chars is None and s.limits.words is None:
+        yield from _batch_of_tokens(model, tokenizer, indices, s)
+        return
     texts = {i: _Text(tokenizer, s.limits, s.prev, stop) for i in indices}
     pieces = {i: [s.primer] for i in indices}
     for ids in _draws(model, s.start, len(texts), s.drawing, tokenizer.eos_id, s.rng):
@@ -294,4 +297,26 @@ def _batch(model, tokenizer, indices, s: _Setup, stop) -> Iterator[tuple[int, st
                 if text.done:
                     yield i, "".join(pieces[i])
         if all(text.done for text in texts.values()):
+            return
+
+
+def _batch_of_tokens(model, tokenizer, indices, s: _Setup) -> Iterator[tuple[int, str]]:
+    """`_batch` when only tokens are counted: each sequence ends at its first <EOS> or its
+    token_cap-th token, which whole-batch array operations can tell, so a step costs no Python
+    work per sequence; a sequence's text is made once, when it ends."""
+    cap, eos = s.limits.token_cap, tokenizer.eos_id
+    drawn = []
+    alive = np.ones(len(indices), dtype=bool)
+    for ids in _draws(model, s.start, len(indices), s.drawing, eos, s.rng):
+        drawn.append(ids)
+        if len(drawn) == cap:
+            ended = alive.copy()
+        else:
+            ended = alive & (ids == eos) if eos is not None else np.zeros_like(alive)
+        if ended.any():
+            columns = np.stack(drawn, axis=1)
+            for j in np.flatnonzero(ended):
+                yield indices[j], s.primer + tokenizer.decode(columns[j], s.prev)
+        alive &= ~ended
+        if not alive.any():
             return

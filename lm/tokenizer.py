@@ -182,10 +182,11 @@ class Tokenizer:
                 unknown += line_unknown
         return np.asarray(ids, dtype=np.int32), unknown
 
-    def decode(self, ids) -> str:
-        """Readable text: characters joined; words joined by spaces, none before punctuation."""
+    def decode(self, ids, prev: str | None = None) -> str:
+        """Readable text: characters joined; words joined by spaces, none before punctuation.
+        prev: the token printed just before, when the text continues one."""
         eos = self.eos_id
-        out, prev = [], None
+        out = []
         for i in ids:
             if i != eos:
                 out.append(self.piece(prev, self.tokens[i]))

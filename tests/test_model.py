@@ -386,6 +386,20 @@ def test_sample_many_draws_side_by_side_within_the_limits():
         sample_many(model, tok, 0)
 
 
+def test_token_limits_alone_take_the_whole_batch_path_and_draw_the_same(word_model):
+    """With only tokens counted, sequences end by array tests (sample._batch_of_tokens); a stop
+    string that never appears sends the same draws through the per-sequence path instead."""
+    ckpt, _ = word_model
+    words = ckpt.model, ckpt.tokenizer
+    eos_model, eos_tok = _lines_model({"<EOS>": 1.0})
+    for model, tok in (words, (eos_model, eos_tok)):
+        for settings in (dict(tokens=9), dict(), dict(tokens=4, prime="the cat" if tok.kind == "word" else "ab")):
+            fast = sample_many(model, tok, 12, seed=5, **settings)
+            slow = sample_many(model, tok, 12, seed=5, stop=["\x00"], **settings)
+            assert fast == slow
+    assert {len(t) for t in sample_many(eos_model, eos_tok, 40, seed=2, tokens=3)} >= {0, 3}
+
+
 def _tiny_run(tmp_path, **settings):
     corpus = tmp_path / "c.txt"
     corpus.write_text("the cat sat on the mat. " * 40)
