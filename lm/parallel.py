@@ -73,23 +73,32 @@ _inside = threading.local()  # in a worker, or a call `concurrently` runs: no sp
 
 
 @contextlib.contextmanager
-def one_blas_thread(busy: bool = False):
-    """BLAS on one thread in this thread while inside (when BLAS has the per-thread setting).
-    busy: the caller is one of several threads at work; no splitting again in there."""
+def one_blas_thread():
+    """BLAS on one thread while inside, then as it was. Only the thread that hands out work
+    calls this: the setting behaves as process-wide here (a worker's setting also slows this
+    thread's multiplies, measured), so workers must not restore it behind this thread's back."""
     setter = _blas_threads_setter()
     before = setter(1) if setter is not None else None
-    _inside.busy = busy
     try:
         yield
     finally:
-        _inside.busy = False
         if setter is not None:
             setter(before)
 
 
-def _alone(call: Callable[[], R]) -> R:
-    with one_blas_thread(busy=True):
+def _busy(call: Callable[[], R]) -> R:
+    _inside.busy = True
+    try:
         return call()
+    finally:
+        _inside.busy = False
+
+
+def _start_worker() -> None:
+    _inside.worker = True
+    setter = _blas_threads_setter()
+    if setter is not None:  # where the setting is truly per thread, this worker keeps to one
+        setter(1)
 
 
 @functools.cache
@@ -97,24 +106,25 @@ def _pool() -> tuple[ThreadPoolExecutor | None, int]:
     n = threads()
     if n == 1:
         return None, 1
-    return ThreadPoolExecutor(n - 1, thread_name_prefix="lm", initializer=setattr, initargs=(_inside, "worker", True)), n
+    return ThreadPoolExecutor(n - 1, thread_name_prefix="lm", initializer=_start_worker), n
 
 
 def parts() -> int:
-    """How many threads work can be cut over here: 1 inside a call `concurrently` runs."""
+    """How many threads work can be cut over here: 1 in a worker or a call `concurrently` runs."""
     inside = getattr(_inside, "busy", False) or getattr(_inside, "worker", False)
     return 1 if inside else _pool()[1]
 
 
 def concurrently(calls: list[Callable[[], R]]) -> list[R]:
     """[call() for call in calls], at most `parts()` of them, at once: the first here, the
-    others in worker threads, each with BLAS on one thread."""
+    others in worker threads, BLAS on one thread meanwhile."""
     pool, _ = _pool()
     if len(calls) == 1 or pool is None or parts() == 1:
         return [call() for call in calls]
-    futures = [pool.submit(_alone, call) for call in calls[1:]]
-    first = _alone(calls[0])
-    return [first, *(future.result() for future in futures)]
+    with one_blas_thread():
+        futures = [pool.submit(_busy, call) for call in calls[1:]]
+        first = _busy(calls[0])
+        return [first, *(future.result() for future in futures)]
 
 
 class _Done:
@@ -126,13 +136,14 @@ class _Done:
 
 
 def in_background(call: Callable[[], R]):
-    """call() started in a worker thread, BLAS on one thread there, while this thread goes on;
-    `.result()` waits for it. Done here and now when there is no worker, or no way to hold
-    BLAS to one thread in it (two BLAS thread pools would fight over the cores)."""
+    """call() started in a worker thread while this thread goes on; `.result()` waits for it.
+    The caller holds `one_blas_thread()` until it has every result. Done here and now when
+    there is no worker, or no way to hold BLAS to one thread (two BLAS thread pools would
+    fight over the cores)."""
     pool, _ = _pool()
     if pool is None or parts() == 1 or not blas_per_thread():
         return _Done(call())
-    return pool.submit(_alone, call)
+    return pool.submit(_busy, call)
 
 
 def cuts(n: int, k: int) -> list[slice]:

@@ -37,3 +37,25 @@ def test_every_row_is_done_once_in_order(split_everything):
 def test_blas_thread_settings_are_followed(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert parallel.threads() == 1
+
+
+def _blas_threads() -> int:
+    setter = parallel._blas_threads_setter()
+    current = setter(1)
+    setter(current)
+    return current
+
+
+def test_blas_threads_are_as_they_were_after_work_is_handed_out():
+    """OpenBLAS's thread setting acts process-wide here: a worker that changed it would leave
+    this thread's multiplies on one core (seen: the output layer twice as slow)."""
+    if parallel.parts() < 2 or not parallel.blas_per_thread():
+        pytest.skip("one core, or no BLAS thread setting")
+    before = _blas_threads()
+    m = np.ones((64, 64), dtype=np.float32)
+    for _ in range(3):
+        parallel.concurrently([lambda: m @ m, lambda: m @ m])
+        with parallel.one_blas_thread():
+            assert parallel.in_background(lambda: m @ m).result().shape == (64, 64)
+            assert _blas_threads() == 1
+        assert _blas_threads() == before
