@@ -13,7 +13,6 @@ Elsewhere (macOS, musl) there is nothing to set and nothing is done.
 """
 
 import ctypes
-import ctypes.util
 import functools
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
@@ -24,9 +23,8 @@ TRIM_THRESHOLD = 1 << 30  # hand memory back only once this much is free at the 
 @functools.cache
 def keep_freed_memory() -> bool:
     """Set the thresholds once per process; True when they were set (glibc only)."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the process's own symbols, the C library's among them
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # glibc only: other C libraries' mallopt take other options
     except (OSError, AttributeError, TypeError):

@@ -8,12 +8,14 @@ are enough to use the other cores:
 - `by_rows`: a row-separable function on a large array (the softmax over a word model's
   vocabulary, T x B x V logits) done a part of the rows per thread.
 - `concurrently`: independent calls (the batch's sequences cut into parts, model.py) one per
-  thread, each with BLAS on one thread, so that together they use the cores BLAS would have
+  thread, BLAS on one thread meanwhile, so that together they use the cores BLAS would have
   used, without asking for twice as many.
 - `in_background`: one call in a worker while this thread goes on (the scorer's softmax of
-  one window while the next window's time loop runs, score.py). That needs OpenBLAS's per-thread setting
-  (`openblas_set_num_threads_local`, OpenBLAS 0.3.27 and later, which NumPy 2's wheels carry);
-  without it `blas_per_thread()` is False and callers keep to one part.
+  one window while the next window's time loop runs, score.py).
+
+Holding BLAS to one thread needs OpenBLAS's run-time setting (`openblas_set_num_threads_local`,
+OpenBLAS 0.3.27 and later, which NumPy 2's wheels carry); without it `blas_per_thread()` is
+False, and batches are not cut nor scoring windows overlapped.
 
 The thread count follows BLAS's own settings (OMP_NUM_THREADS or OPENBLAS_NUM_THREADS when
 set), within the cores this process may run on; one thread means no worker at all.
@@ -65,7 +67,7 @@ def _blas_threads_setter() -> Callable[[int], int] | None:
 
 
 def blas_per_thread() -> bool:
-    """Whether BLAS can be held to one thread in each of `concurrently`'s threads."""
+    """Whether BLAS can be held to one thread while work is handed out."""
     return _blas_threads_setter() is not None
 
 

@@ -210,7 +210,7 @@ def test_seen_sentence_beats_a_scrambled_one_and_unknown_words_are_counted(word_
         score_sentence(ckpt.model, ckpt.tokenizer, "   ")
 
 
-def test_stream_score_carries_state_and_ignores_padding(word_model):
+def test_stream_score_carries_state_and_ignores_padding(word_model, monkeypatch):
     ckpt, _ = word_model
     model, tok = ckpt.model, ckpt.tokenizer
     text = "\n".join(SENTENCES[:3]) + "\n"
@@ -226,6 +226,10 @@ def test_stream_score_carries_state_and_ignores_padding(word_model):
     total, on_chosen = stream_nats(model, ids, tok.start_id, batch_size=1, seq_len=5, unk_id=chosen)
     assert total == exact
     assert on_chosen == pytest.approx(-one_window[ids == chosen].sum(), rel=1e-5) and on_chosen > 0
+    # ...and to the last bit what one thread computes, window after window.
+    with monkeypatch.context() as patch:
+        patch.setattr(parallel, "in_background", lambda call: parallel._Done(call()))
+        assert stream_nats(model, ids, tok.start_id, batch_size=1, seq_len=5, unk_id=chosen) == (total, on_chosen)
     # 23 tokens in 3 parts of 8, 8 and 7 (the last padded): each token scored once, each part
     # from the zero state with the token before it as input.
     parts, _ = stream_nats(model, ids, tok.start_id, batch_size=3, seq_len=4)
