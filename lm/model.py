@@ -15,14 +15,11 @@ Wya and by sit next to each other as one (H+1, V) block, so the output layer is 
 multiply of [a<t>, 1] with the bias included, forward and backward.
 """
 
-import copy
-import functools
 from dataclasses import asdict
 from typing import NamedTuple
 
 import numpy as np
 
-from . import parallel
 from .cells import CELLS, Embedded
 from .config import ModelConfig
 from .heap import keep_freed_memory
@@ -30,8 +27,6 @@ from .ops import add_rows, softmax_cross_entropy
 
 Params = dict[str, np.ndarray]
 State = list[tuple[np.ndarray, ...]]
-
-MIN_PART_ROWS = 16  # sequences: with fewer a part's NumPy calls are too small to gain (measured at 10)
 
 
 class Cache(NamedTuple):
@@ -55,19 +50,13 @@ class Model:
         dtype = params["Wya"].dtype
         self.flat = np.concatenate([np.asarray(params[k], dtype).ravel() for k in names])
         self.params = self._views(self.flat, names, params)
+        self.grad = np.zeros_like(self.flat)
+        self.grads = self._views(self.grad, names, params)
         self._layers = [self._layer(self.params, layer) for layer in range(config.layers)]
+        self._layer_grads = [self._layer(self.grads, layer) for layer in range(config.layers)]
         H, V = config.hidden, config.vocab
         self._out = self.flat[-(H + 1) * V :].reshape(H + 1, V)  # [Wya; by]
-        self._use_grad(np.zeros_like(self.flat))
-        self._part_models: list[Model] = []
-
-    def _use_grad(self, grad: np.ndarray) -> None:
-        """Make `grad` the flat gradient, and grads and the per-layer dicts views into it."""
-        self.grad = grad
-        self.grads = self._views(grad, list(self.params), self.params)
-        self._layer_grads = [self._layer(self.grads, layer) for layer in range(self.config.layers)]
-        H, V = self.config.hidden, self.config.vocab
-        self._dout = grad[-(H + 1) * V :].reshape(H + 1, V)
+        self._dout = self.grad[-(H + 1) * V :].reshape(H + 1, V)
 
     @staticmethod
     def _views(flat: np.ndarray, names: list[str], shapes: Params) -> Params:
@@ -198,34 +187,7 @@ class Model:
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, state: State, scale: float = 1.0):
         """Summed cross-entropy L = Σ_t L<t> of targets y (T, B), the gradients of scale * L
-        (self.grads), and the state to carry into the next window.
-
-        The batch's sequences are independent until their gradients are summed, so a batch of
-        at least MIN_PART_ROWS sequences a core is cut into parts that run at once, one per
-        core (parallel.py), each into its own gradient buffer; the buffers are then added.
-        """
-        B = x.shape[1]
-        k = min(parallel.parts(), B // MIN_PART_ROWS) if parallel.blas_per_thread() else 1
-        if k <= 1:
-            return self._loss_and_grads(x, y, state, scale)
-        while len(self._part_models) < k - 1:
-            part = copy.copy(self)  # the same parameters, its own gradient buffer
-            part._use_grad(np.zeros_like(self.flat))
-            part._part_models = []
-            self._part_models.append(part)
-        models = [self, *self._part_models[: k - 1]]
-        slices = parallel.cuts(B, k)
-        results = parallel.concurrently([
-            functools.partial(model._loss_and_grads, x[:, s], y[:, s], [tuple(a[s] for a in layer) for layer in state],
-                              scale)
-            for model, s in zip(models, slices)
-        ])
-        for model in models[1:]:
-            self.grad += model.grad
-        new_state = [tuple(np.concatenate(arrays) for arrays in zip(*layers)) for layers in zip(*(r[2] for r in results))]
-        return sum(r[0] for r in results), self.grads, new_state
-
-    def _loss_and_grads(self, x: np.ndarray, y: np.ndarray, state: State, scale: float):
+        (self.grads), and the state to carry into the next window."""
         T, B = x.shape
         logits, state, cache = self.forward(x, state)
         loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, -1), y.reshape(-1), scale)

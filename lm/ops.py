@@ -6,8 +6,6 @@ All functions keep the dtype of their input: float32 in training, float64 in gra
 
 import numpy as np
 
-from .parallel import by_rows
-
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """ŷ = softmax(logits) over the last axis."""
@@ -31,21 +29,10 @@ def _exp_shifted(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
     return picked, logits.sum(axis=1)
 
 
-def _target_logprobs(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    picked, total = _exp_shifted(logits, y)
-    return picked.astype(np.float64) - np.log(total.astype(np.float64))
-
-
 def target_logprobs(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     """log ŷ[y] for each row: logits (N, V), overwritten; y (N,) -> (N,) float64."""
-    return np.concatenate(by_rows(_target_logprobs, logits, y))
-
-
-def _softmax_cross_entropy(logits: np.ndarray, y: np.ndarray, scale: float) -> float:
     picked, total = _exp_shifted(logits, y)
-    logits *= (scale / total)[:, None]
-    logits[np.arange(len(y)), y] -= scale
-    return float(np.log(total, dtype=np.float64).sum() - picked.sum(dtype=np.float64))
+    return picked.astype(np.float64) - np.log(total.astype(np.float64))
 
 
 def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray, scale: float = 1.0) -> tuple[float, np.ndarray]:
@@ -54,10 +41,12 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray, scale: float = 1.0)
     logits: (N, V), overwritten with the gradient to save a (N, V) buffer.
     y: (N,) int target ids. scale rides on the normalisation, so it costs no extra pass.
     Returns the summed loss (a Python float) and the gradient (the same array as logits).
-    Rows are independent: large arrays are done a part per core (parallel.py).
     """
-    losses = by_rows(lambda rows, targets: _softmax_cross_entropy(rows, targets, scale), logits, y)
-    return sum(losses), logits
+    picked, total = _exp_shifted(logits, y)
+    loss = float(np.log(total, dtype=np.float64).sum() - picked.sum(dtype=np.float64))
+    logits *= (scale / total)[:, None]
+    logits[np.arange(len(y)), y] -= scale
+    return loss, logits
 
 
 def add_rows(out: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> None:

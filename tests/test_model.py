@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lm
-from lm import model as model_module, optim, parallel
+from lm import optim, parallel
 from lm.config import ModelConfig, TokenizerConfig, TrainConfig
 from lm.data import Batches, split_tail
 from lm.model import Model
@@ -46,29 +46,6 @@ def test_one_step_at_a_time_equals_the_whole_window(cell):
     for s_layer, f_layer in zip(state, final):
         for s, f in zip(s_layer, f_layer):
             np.testing.assert_allclose(s, f, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_a_batch_cut_over_the_cores_gives_the_whole_batch_gradient(cell, monkeypatch):
-    """loss_and_grads cuts a large batch into parts run at once (parallel.py); the loss, every
-    gradient and the carried state are those of the batch done whole."""
-    if parallel.parts() < 2 or not parallel.blas_per_thread():
-        pytest.skip("one core, or a BLAS without per-thread settings: batches are never cut")
-    model = _model(cell, dtype=np.float64, peephole=cell == "lstm")
-    rng = np.random.default_rng(4)
-    x, y = rng.integers(0, 11, (6, 5)), rng.integers(0, 11, (6, 5))
-    state = [tuple(rng.normal(size=(5, 8)) for _ in layer) for layer in model.zero_state(5)]
-    loss, grads, after = model.loss_and_grads(x, y, state, 0.2)
-    whole = {k: v.copy() for k, v in grads.items()}
-    monkeypatch.setattr(model_module, "MIN_PART_ROWS", 1)
-    loss_cut, grads_cut, after_cut = model.loss_and_grads(x, y, state, 0.2)
-    assert len(model._part_models) == parallel.parts() - 1  # it was cut
-    assert loss_cut == pytest.approx(loss, rel=1e-13)
-    for name, g in whole.items():
-        np.testing.assert_allclose(grads_cut[name], g, rtol=1e-11, atol=1e-14, err_msg=name)
-    for layer, layer_cut in zip(after, after_cut):
-        for s, s_cut in zip(layer, layer_cut):
-            np.testing.assert_array_equal(s_cut, s)
 
 
 def test_float32_agrees_with_float64():
