@@ -149,11 +149,11 @@ class Model:
 
     def _with_ones(self, a: np.ndarray) -> np.ndarray:
         """[a<t>, 1] for every position: (T*B, H+1), so the bias rides in the output multiply."""
-        H = self.config.hidden
-        a1 = np.empty((a.shape[0] * a.shape[1], H + 1), dtype=a.dtype)
-        a1[:, :H] = a.reshape(-1, H)
-        a1[:, H] = 1.0
-        return a1
+        T, B, H = a.shape
+        a1 = np.empty((T, B, H + 1), dtype=a.dtype)
+        a1[..., :H] = a  # a is a cell's transposed view: reshaping it first would copy it twice
+        a1[..., H] = 1.0
+        return a1.reshape(T * B, H + 1)
 
     def backward(self, cache: Cache, dlogits: np.ndarray, dstate: State | None = None,
                  traces: np.ndarray | None = None) -> tuple[Params, State]:
