@@ -1,6 +1,7 @@
 """The model, batching, clipping, sampler, scorer and training, through the library's API."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -46,6 +47,50 @@ def test_one_step_at_a_time_equals_the_whole_window(cell):
     for s_layer, f_layer in zip(state, final):
         for s, f in zip(s_layer, f_layer):
             np.testing.assert_allclose(s, f, rtol=1e-12, atol=1e-12)
+
+
+def _notes_layer(cell, p, x, H):
+    """The notes' equations written out plainly, a row per sequence: x (T, B, E) -> a (T, B, H)."""
+    sigma = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    W, b = p["W"], p["b"]
+    a = c = np.zeros((x.shape[1], H))
+    out = []
+    for x_t in x:
+        if cell == "rnn":
+            a = np.tanh(np.hstack([a, x_t]) @ W + b)
+        elif cell == "gru":
+            u = sigma(np.hstack([c, x_t]) @ W[:, :H] + b[:H])
+            r = sigma(np.hstack([c, x_t]) @ W[:, H : 2 * H] + b[H : 2 * H])
+            c_tilde = np.tanh(np.hstack([r * c, x_t]) @ W[:, 2 * H :] + b[2 * H :])
+            a = c = u * c_tilde + (1 - u) * c
+        else:
+            z = np.hstack([a, x_t]) @ W + b
+            u, f, o = (sigma(z[:, k * H : (k + 1) * H] + p["p"][k * H : (k + 1) * H] * c) for k in range(3))
+            c = u * np.tanh(z[:, 3 * H :]) + f * c
+            a = o * np.tanh(c)
+        out.append(a)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("V", [5, 40])  # fewer ids than positions (character models), and more
+@pytest.mark.parametrize("gain", [1.0, 60.0])  # 60: gates saturate, e^-z overflows float64 too
+def test_cells_compute_the_notes_equations(cell, V, gain):
+    """The fast path (columns, σ and tanh from one exp, prepared weights) against the equations
+    written out plainly, with the gates saturated too, and no floating-point warning escaping."""
+    model = _model(cell, V=V, layers=1, dtype=np.float64, peephole=cell == "lstm")
+    for k, v in model.params.items():
+        v *= gain
+    ids = np.random.default_rng(4).integers(0, V, (6, 3))
+    ids[0, 1] = -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's default error handling, as a user runs it
+        a, _, _ = model.run_layers(ids, model.zero_state(3))
+    x = model.params["Wax"][ids] * (ids >= 0)[..., None]
+    p = {k[len("layers.0.") :]: v for k, v in model.params.items() if k.startswith("layers.0.")}
+    with np.errstate(over="ignore"):
+        expected = _notes_layer(cell, p, x, 8)
+    np.testing.assert_allclose(a, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_float32_agrees_with_float64():
