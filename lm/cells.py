@@ -74,9 +74,10 @@ def _prepared(p: Params, H: int, tanh_from: int) -> Params:
     s = np.full(p["b"].shape[0], -2.0, dtype=p["b"].dtype)
     s[:tanh_from] = -1.0
     Wb = np.concatenate([p["W"], p["b"][None]]).T * s[:, None]
-    # W_a is kept as the transpose of a contiguous (H, kH): at B = 1 its multiply is then a
-    # matrix-vector product along rows of kH, not H, which OpenBLAS runs faster.
-    q = {"W_a": np.ascontiguousarray(Wb[:, :H].T).T, "W_xb": np.ascontiguousarray(Wb[:, H:])}
+    # Both are kept as transposes of contiguous arrays, (H, kH) and (E+1, kH): at B = 1 (sampling,
+    # scoring) their multiplies are then matrix-vector products along rows of kH, not of H or E,
+    # which OpenBLAS runs up to 40% faster; larger batches run level.
+    q = {"W_a": np.ascontiguousarray(Wb[:, :H].T).T, "W_xb": np.ascontiguousarray(Wb[:, H:].T).T}
     if "p" in p:
         q["p"] = -p["p"].reshape(3, H, 1)  # peepholes only reach the σ gates
     return q

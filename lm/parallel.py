@@ -16,7 +16,8 @@ The thread count follows BLAS's own settings (OMP_NUM_THREADS or OPENBLAS_NUM_TH
 set), within the cores this process may run on; one thread means no worker at all.
 
 Also tried and measured without gain, so not here: cutting a training batch into parts run in
-threads, and splitting the softmax's rows over the cores (README, Speed).
+threads, splitting the softmax's rows over the cores, and running a training window's layers as
+a pipeline over the two threads (README, Speed).
 """
 
 import contextlib
