@@ -43,7 +43,8 @@ Params = dict[str, np.ndarray]
 
 
 def _columns(x: np.ndarray) -> np.ndarray:
-    """(T, B, E) -> (T, E, B), contiguous: free when x is a cell's output, a transposed view."""
+    """(T, B, E) -> (T, E, B), contiguous. A gradient from the model's output layer or a cell
+    above is a view of an (E, T, B) array: the copy then moves whole rows of B."""
     return np.ascontiguousarray(x.transpose(0, 2, 1))
 
 
@@ -110,42 +111,45 @@ class Embedded(NamedTuple):
 
     @staticmethod
     def worth_it(ids: np.ndarray, table: np.ndarray) -> bool:
-        return table.shape[0] < ids.size
+        """Fewer multiply-adds than the embedded inputs' product: V (E + T*B) < E T*B."""
+        (V, E), n = table.shape, ids.size
+        return V * (E + n) < E * n
+
+    def onehot(self) -> np.ndarray:
+        """(V+1, T*B): a column per position, its id's one-hot vector; row V stands for id -1."""
+        V = self.table.shape[0]
+        onehot = np.zeros((V + 1, self.ids.size), dtype=self.table.dtype)
+        onehot[self.ids.reshape(-1), np.arange(self.ids.size)] = 1.0
+        return onehot
 
     def project(self, W_xb: np.ndarray) -> np.ndarray:
-        """(T, kH, B) from W_xb (kH, E+1), W_x and b: row V of the product is the zero vector's,
-        b alone, which id -1 picks."""
+        """(kH, T, B) from W_xb (kH, E+1), W_x and b: column V of the product is the zero
+        vector's, b alone, which id -1 picks. Picked by a one-hot product, which lays the
+        result out by position at once (a gather would need a slow transpose after it)."""
         E = self.table.shape[1]
-        P = np.empty((self.table.shape[0] + 1, W_xb.shape[0]), dtype=W_xb.dtype)
-        np.matmul(self.table, W_xb[:, :E].T, out=P[:-1])
-        P[-1] = 0.0
-        P += W_xb[:, E]
-        return _columns(P[self.ids])
+        P = np.empty((W_xb.shape[0], self.table.shape[0] + 1), dtype=W_xb.dtype)
+        np.matmul(W_xb[:, :E], self.table.T, out=P[:, :-1])
+        P[:, -1] = 0.0
+        P += W_xb[:, E:]
+        return (P @ self.onehot()).reshape(-1, *self.ids.shape)
 
     def grads(self, D: np.ndarray, W_x: np.ndarray, dW_x: np.ndarray, db: np.ndarray) -> np.ndarray:
         """dW_x (E, kH) and db from D = dz (kH, T*B); returns dL/dtable (V, E), the embedding's
         gradient. W_x is the parameter's own (E, kH)."""
         V = self.table.shape[0]
-        onehot = np.zeros((V + 1, self.ids.size), dtype=D.dtype)  # few rows: V < T*B
-        onehot[self.ids.reshape(-1), np.arange(self.ids.size)] = 1.0  # id -1: row V
-        dP = onehot @ D.T  # dz summed per id
+        dP = self.onehot() @ D.T  # dz summed per id
         np.sum(dP, axis=0, out=db)
         np.matmul(self.table.T, dP[:V], out=dW_x)
         return dP[:V] @ W_x.T
 
 
 def _input_part(q: Params, x: "np.ndarray | Embedded") -> np.ndarray:
-    """W_x x<t> + b for all T steps before the loop: (T, kH, B), from x as positions (E+1, T, B).
-
-    One multiply over all T x B positions, then a copy into per-step blocks, takes a third less
-    time than T multiplies of B columns at B = 20, and the same at B = 50."""
+    """W_x x<t> + b for all T steps before the loop, in one multiply over all T x B positions:
+    (kH, T, B), from x as positions (E+1, T, B). Step t reads zx[:, t]."""
     if isinstance(x, Embedded):
         return x.project(q["W_xb"])
     E1, T, B = x.shape
-    k = q["W_xb"].shape[0]
-    zx = np.empty((T, k, B), dtype=x.dtype)
-    np.copyto(zx, (q["W_xb"] @ x.reshape(E1, T * B)).reshape(k, T, B).transpose(1, 0, 2))
-    return zx
+    return (q["W_xb"] @ x.reshape(E1, T * B)).reshape(-1, T, B)
 
 
 def _sigmoid_grad(G: np.ndarray) -> np.ndarray:
@@ -156,8 +160,8 @@ def _sigmoid_grad(G: np.ndarray) -> np.ndarray:
 
 
 def _tanh_grad(y: np.ndarray) -> np.ndarray:
-    """tanh' = 1 - tanh², from the outputs themselves."""
-    d = np.square(y)
+    """tanh' = 1 - tanh², from the outputs themselves; C order whatever the order of y."""
+    d = np.square(y, order="C")
     np.subtract(1.0, d, out=d)
     return d
 
@@ -178,19 +182,19 @@ def _weight_grads(p: Params, x: "np.ndarray | Embedded", dz: np.ndarray, H: int,
     """dW and db into `grads`, and dx, from the pre-activation gradients dz (T, kH, B) of all steps.
 
     x: positions (E+1, T, B) or Embedded. recurrent: (input, columns of W) pairs: what multiplied
-    W[:H, columns] at each step, (T, H, B). Returns dx (T, B, E), or for an Embedded input the
-    gradient of its table.
+    W[:H, columns] at each step, (T, H, B). Returns dx (T, B, E), a view of an (E, T, B) array,
+    or for an Embedded input the gradient of its table.
     """
+    T, _, B = dz.shape
     D = _flat(dz)
     dW = grads["W"]
     for inp, cols in recurrent:
         np.matmul(_flat(inp), D[cols].T, out=dW[:H, cols])
     if isinstance(x, Embedded):
         return x.grads(D, p["W"][H:], dW[H:], grads["b"])
-    E1, T, B = x.shape
-    dWb = x.reshape(E1, T * B) @ D.T  # [dW_x; db], the ones row giving db
+    dWb = x.reshape(-1, T * B) @ D.T  # [dW_x; db], the ones row giving db
     dW[H:], grads["b"][:] = dWb[:-1], dWb[-1]
-    return (p["W"][H:] @ D).reshape(E1 - 1, T, B).transpose(1, 2, 0)
+    return (p["W"][H:] @ D).reshape(-1, T, B).transpose(1, 2, 0)
 
 
 def _as_input(x: "np.ndarray | Embedded") -> "np.ndarray | Embedded":
@@ -221,13 +225,13 @@ class RNN:
     def forward(q: Params, x: np.ndarray, state: State):
         x = _as_input(x)
         zx = _input_part(q, x)
-        T, H, B = zx.shape
+        H, T, B = zx.shape
         a = np.empty((T + 1, H, B), dtype=zx.dtype)
         a[0] = state[0].T
         with np.errstate(over="ignore"):
             for t in range(T):
                 np.matmul(q["W_a"], a[t], out=a[t + 1])
-                a[t + 1] += zx[t]
+                a[t + 1] += zx[:, t]
                 _activate(a[t + 1], 0)  # a<t> = tanh(Wa[a<t-1>, x<t>] + ba)
         return _rows(a[1:]), (a[T].T.copy(),), RNN.Cache(x, a)
 
@@ -283,7 +287,7 @@ class GRU:
     def forward(q: Params, x: np.ndarray, state: State):
         x = _as_input(x)
         zx = _input_part(q, x)
-        T, H3, B = zx.shape
+        H3, T, B = zx.shape
         H = H3 // 3
         Wur_a, Wc_a = q["W_a"][: 2 * H], q["W_a"][2 * H :]
         c = np.empty((T + 1, H, B), dtype=zx.dtype)
@@ -294,11 +298,11 @@ class GRU:
         with np.errstate(over="ignore"):
             for t in range(T):
                 np.matmul(Wur_a, c[t], out=G[t])
-                G[t] += zx[t, : 2 * H]
+                G[t] += zx[: 2 * H, t]
                 _activate(G[t], 2 * H)  # Γu, Γr = σ(W[c<t-1>, x<t>] + b)
                 np.multiply(G[t, H:], c[t], out=rc[t])
                 np.matmul(Wc_a, rc[t], out=c_tilde[t])
-                c_tilde[t] += zx[t, 2 * H :]
+                c_tilde[t] += zx[2 * H :, t]
                 _activate(c_tilde[t], 0)  # c~<t> = tanh(Wc[Γr * c<t-1>, x<t>] + bc)
                 np.subtract(c_tilde[t], c[t], out=c[t + 1])
                 c[t + 1] *= G[t, :H]
@@ -388,7 +392,7 @@ class LSTM:
         x = _as_input(x)
         W_a, peep = q["W_a"], q.get("p")
         zx = _input_part(q, x)
-        T, H4, B = zx.shape
+        H4, T, B = zx.shape
         H = H4 // 4
         a = np.empty((T + 1, H, B), dtype=zx.dtype)
         c = np.empty((T + 1, H, B), dtype=zx.dtype)
@@ -400,7 +404,7 @@ class LSTM:
             for t in range(T):
                 z = Z[t]
                 np.matmul(W_a, a[t], out=z)
-                z += zx[t]
+                z += zx[:, t]
                 if peep is not None:
                     gates = z[: 3 * H].reshape(3, H, B)
                     gates += peep * c[t]
@@ -425,20 +429,21 @@ class LSTM:
         for t in range(T - 1, -1, -1):
             G, c_tilde = Z[t, : 3 * H], Z[t, 3 * H :]
             Gu, Gf, Go = G[:H], G[H : 2 * H], G[2 * H :]
+            d = dz[t]
             da_next += da[t]
             if trace is not None:
                 trace[t] = _mean_norm(da_next)
             dc += da_next * Go * (1.0 - tanh_c[t] ** 2)  # through a = Γo * tanh(c)
-            np.multiply(dc, c_tilde, out=dz[t, :H])  # dΓu = dc * c~<t>
-            np.multiply(dc, c[t], out=dz[t, H : 2 * H])  # dΓf = dc * c<t-1>
-            np.multiply(da_next, tanh_c[t], out=dz[t, 2 * H : 3 * H])  # dΓo = da * tanh(c<t>)
-            dz[t, : 3 * H] *= G * (1.0 - G)  # σ' = Γ (1 - Γ)
-            np.multiply(dc, Gu, out=dz[t, 3 * H :])
-            dz[t, 3 * H :] *= 1.0 - c_tilde**2  # through c~ = tanh(.)
+            np.multiply(dc, c_tilde, out=d[:H])  # dΓu = dc * c~<t>
+            np.multiply(dc, c[t], out=d[H : 2 * H])  # dΓf = dc * c<t-1>
+            np.multiply(da_next, tanh_c[t], out=d[2 * H : 3 * H])  # dΓo = da * tanh(c<t>)
+            d[: 3 * H] *= G * (1.0 - G)  # σ' = Γ (1 - Γ)
+            np.multiply(dc, Gu, out=d[3 * H :])
+            d[3 * H :] *= 1.0 - c_tilde**2  # through c~ = tanh(.)
             dc *= Gf  # c<t-1> reaches c<t> through Γf
             if peep is not None:
-                dc += (dz[t, : 3 * H].reshape(3, H, B) * peep.reshape(3, H, 1)).sum(axis=0)
-            np.matmul(W_a, dz[t], out=da_next)
+                dc += (d[: 3 * H].reshape(3, H, B) * peep.reshape(3, H, 1)).sum(axis=0)
+            np.matmul(W_a, d, out=da_next)
         dx = _weight_grads(p, x, dz, H, grads, (a[:-1], slice(None)))
         if peep is not None:
             dzg = dz[:, : 3 * H].reshape(T, 3, H, B)

@@ -168,7 +168,7 @@ class Model:
         H = self.config.hidden
         d2 = dlogits.reshape(T * B, V)
         np.matmul(a1.T, d2, out=self._dout)  # dWya and dby
-        dx = (d2 @ self.params["Wya"].T).reshape(T, B, H)
+        dx = (self.params["Wya"] @ d2.T).reshape(H, T, B).transpose(1, 2, 0)  # the cells' layout
         if dstate is None:
             dstate = [tuple(np.zeros_like(s) for s in layer) for layer in self.zero_state(B)]
         dstate0 = [None] * self.config.layers
