@@ -101,9 +101,9 @@ def _activate(z: np.ndarray, tanh_from: int) -> None:
 class Embedded(NamedTuple):
     """The first layer's input while it is still ids: x<t> = table[ids[t]], -1 for the zero vector.
 
-    When the vocabulary is smaller than the T x B positions of a window (character models),
-    the input half of the gates is cheaper as (table W[H:] + b)[ids], one product per vocabulary
-    entry instead of one per position, and its gradients likewise: dz summed per id first.
+    With a small vocabulary (character models in training), the input half of the gates is
+    cheaper as (table W[H:] + b)[ids]: one product per vocabulary entry, then a pick per
+    position, and its gradients likewise: dz summed per id first.
     """
 
     ids: np.ndarray  # (T, B) int

@@ -8,6 +8,7 @@ import pytest
 
 import lm
 from lm import optim, parallel
+from lm.cells import Embedded
 from lm.config import ModelConfig, TokenizerConfig, TrainConfig
 from lm.data import Batches, split_tail
 from lm.model import Model
@@ -73,7 +74,7 @@ def _notes_layer(cell, p, x, H):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("V", [5, 40])  # fewer ids than positions (character models), and more
+@pytest.mark.parametrize("V", [4, 40])  # the embedding table's product picked per id (Embedded), and not
 @pytest.mark.parametrize("gain", [1.0, 60.0])  # 60: gates saturate, e^-z overflows float64 too
 def test_cells_compute_the_notes_equations(cell, V, gain):
     """The fast path (columns, σ and tanh from one exp, prepared weights) against the equations
@@ -85,7 +86,8 @@ def test_cells_compute_the_notes_equations(cell, V, gain):
     ids[0, 1] = -1
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # NumPy's default error handling, as a user runs it
-        a, _, _ = model.run_layers(ids, model.zero_state(3))
+        a, _, caches = model.run_layers(ids, model.zero_state(3))
+    assert isinstance(caches[0].x, Embedded) == (V == 4)
     x = model.params["Wax"][ids] * (ids >= 0)[..., None]
     p = {k[len("layers.0.") :]: v for k, v in model.params.items() if k.startswith("layers.0.")}
     with np.errstate(over="ignore"):
