@@ -198,7 +198,7 @@ def _weight_grads(p: Params, x: "np.ndarray | Embedded", dz: np.ndarray, H: int,
 
 
 def _as_input(x: "np.ndarray | Embedded") -> "np.ndarray | Embedded":
-    """A layer's input as the cell keeps it: ids stay ids, arrays become positions (E, T, B)."""
+    """A layer's input as the cell keeps it: ids stay ids, arrays become positions (E+1, T, B)."""
     return x if isinstance(x, Embedded) else _positions(x)
 
 
