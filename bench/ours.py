@@ -33,6 +33,8 @@ def train(case, ids, tokenizer, clock):
         x, y = next(windows)
         trainer.step(x, y, cfg.lr)
         tokens += y.size
+    clock.stop()
+    trainer.close()  # its worker process ends, and its peak memory counts (worker.py)
     return tokens
 
 

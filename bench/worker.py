@@ -28,8 +28,13 @@ def rss_mib() -> float:
 
 
 class Clock:
+    """Started after the warm-up; stopped by a runner with clean-up to do, else when it returns."""
+
     def start(self):
-        self.t0 = time.perf_counter()
+        self.t0, self.t1 = time.perf_counter(), None
+
+    def stop(self):
+        self.t1 = time.perf_counter()
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
@@ -72,8 +77,10 @@ def main(impl: str, case_name: str, data: str) -> dict:
     clock = Clock()
     run = {"train": runner.train, "sample": runner.draw, "score": runner.score}[case.kind]
     tokens = run(case, ids, tokenizer, clock)
-    seconds = time.perf_counter() - clock.t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = (clock.t1 or time.perf_counter()) - clock.t0
+    # A worker process's peak (lm's training, parallel.Team) is added whole, though the two
+    # share the weights and the libraries' pages: the sum overstates the memory used.
+    peak = sum(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
     return {"tokens": tokens, "seconds": seconds, "rate": tokens / seconds, "peak_rss_mib": peak,
             "base_rss_mib": base, "vocab": len(tokenizer), "blas_threads": blas_threads()}
 

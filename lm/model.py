@@ -48,21 +48,31 @@ class Model:
         self.cell = CELLS[config.cell]
         names = ["Wax", *sorted(k for k in params if k.startswith("layers.")), "Wya", "by"]
         dtype = params["Wya"].dtype
-        self.flat = np.concatenate([np.asarray(params[k], dtype).ravel() for k in names])
-        self.params = self._views(self.flat, names, params)
-        self.grad = np.zeros_like(self.flat)
-        self.grads = self._views(self.grad, names, params)
-        self._layers = [self._layer(self.params, layer) for layer in range(config.layers)]
-        self._layer_grads = [self._layer(self.grads, layer) for layer in range(config.layers)]
-        H, V = config.hidden, config.vocab
-        self._out = self.flat[-(H + 1) * V :].reshape(H + 1, V)  # [Wya; by]
-        self._dout = self.grad[-(H + 1) * V :].reshape(H + 1, V)
+        self._shapes = {k: np.shape(params[k]) for k in names}
+        flat = np.concatenate([np.asarray(params[k], dtype).ravel() for k in names])
+        self._bind(flat, np.zeros_like(flat))
+
+    def place(self, flat: np.ndarray, grad: np.ndarray) -> None:
+        """Keep the parameters in `flat` (their values copied into it) and the gradients in
+        `grad`: arrays of num_params() elements, such as memory shared with another process."""
+        if flat is not self.flat:
+            flat[:] = self.flat
+        self._bind(flat, grad)
+
+    def _bind(self, flat: np.ndarray, grad: np.ndarray) -> None:
+        self.flat, self.grad = flat, grad
+        self.params = self._views(flat, self._shapes)
+        self.grads = self._views(grad, self._shapes)
+        self._layers = [self._layer(self.params, layer) for layer in range(self.config.layers)]
+        self._layer_grads = [self._layer(self.grads, layer) for layer in range(self.config.layers)]
+        H, V = self.config.hidden, self.config.vocab
+        self._out = flat[-(H + 1) * V :].reshape(H + 1, V)  # [Wya; by]
+        self._dout = grad[-(H + 1) * V :].reshape(H + 1, V)
 
     @staticmethod
-    def _views(flat: np.ndarray, names: list[str], shapes: Params) -> Params:
+    def _views(flat: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> Params:
         views, offset = {}, 0
-        for name in names:
-            shape = np.shape(shapes[name])
+        for name, shape in shapes.items():
             size = int(np.prod(shape))
             views[name] = flat[offset : offset + size].reshape(shape)
             offset += size

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, optim
+from . import __version__, checkpoint, optim, parallel
 from .checkpoint import Checkpoint
 from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
 from .data import Batches, read_text, split_tail
@@ -191,29 +191,44 @@ def _corpus_entry(path: str | Path, text: str) -> dict:
 class Trainer:
     """One step of truncated BPTT at a time: forward, backward, clip, update, carry the state.
 
-    `train` runs it over epochs; the benchmarks time it as it is.
+    With two cores the batch is split between this process and a worker process (parallel.Team);
+    `close` ends the worker. `train` runs it over epochs; the benchmarks time it as it is.
     """
 
     def __init__(self, model: Model, cfg: TrainConfig):
         self.model, self.cfg = model, cfg
         self.opt = optim.make(cfg.optimizer, model.flat.size, model.dtype)
-        self.reset_state()
+        worth_it = parallel.Team.worth_it(model, cfg.batch_size, cfg.seq_len)
+        self.team = parallel.Team(model, cfg.batch_size) if worth_it else None
+        self.state = self.team.state if self.team else model.zero_state(cfg.batch_size)
 
     def reset_state(self) -> None:
         """a<0> = 0 for every stream, at the start of each epoch."""
-        self.state = self.model.zero_state(self.cfg.batch_size)
+        for parts in self.state:
+            for part in parts:
+                part.fill(0.0)
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float, bool]:
         """Inputs and targets (T, B) -> the summed loss, the gradient norm and whether it was clipped."""
-        model = self.model
-        loss, _, self.state = model.loss_and_grads(x, y, self.state, scale=1.0 / self.cfg.batch_size)
+        model, scale = self.model, 1.0 / self.cfg.batch_size
+        if self.team is None:
+            return self._update(parallel.run_sequences(model, x, y, self.state, scale), lr)
+        with parallel.one_blas_thread():  # in both processes, each on its core
+            return self._update(self.team.loss_and_grads(x, y, scale), lr)
+
+    def _update(self, loss: float, lr: float) -> tuple[float, float, bool]:
         if not math.isfinite(loss):
             return loss, math.nan, False
+        model = self.model
         norm, scale, clipped = optim.clip(model.grad, self.cfg.clip, self.cfg.clip_value)
         if not math.isfinite(norm):  # an overflowing gradient would write inf or nan into every weight
             return loss, norm, False
         self.opt.step(model.flat, model.grad, lr, scale)
         return loss, norm, clipped
+
+    def close(self) -> None:
+        if self.team:
+            self.team.close()
 
 
 class GradStats:
@@ -389,7 +404,10 @@ class _Run:
     def fit(self, report: Report) -> TrainResult:
         self._session_start, self._wall_before = time.perf_counter(), self.rs.wall_time
         with _Signals(report) as signals:
-            stopped = self._epochs(report, signals)
+            try:
+                stopped = self._epochs(report, signals)
+            finally:
+                self.trainer.close()
         where = checkpoint.resume_path(self.path)
         if stopped in (None, "patience"):  # the run is complete: nothing left to resume
             where.unlink(missing_ok=True)

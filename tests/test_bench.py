@@ -14,14 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import ours  # noqa: E402
 from cases import CASES, Case  # noqa: E402
+from worker import Clock  # noqa: E402
 
 TINY = dict(corpus="-", tokenizer="char", layers=2, hidden=8, embed=4, batch_size=3, seq_len=5,
             optimizer="adam", lr=2e-3, clip=5.0)
-
-
-class Clock:
-    def start(self):
-        self.started = True
 
 
 @pytest.mark.parametrize("kind,run", [("train", ours.train), ("sample", ours.draw), ("score", ours.score)])
@@ -32,7 +28,7 @@ def test_every_kind_of_case_runs_and_counts_its_tokens(kind, run, batch):
     case = Case("tiny", kind, TINY, warmup=2, steps=6, batch=batch)
     clock = Clock()
     tokens = run(case, ids, tokenizer, clock)
-    assert clock.started
+    assert clock.t0
     expected = {"train": 6 * 5 * 3, "sample": 6 * batch, "score": 6}[kind]
     assert tokens == expected
 

@@ -1,9 +1,18 @@
-"""The worker thread of parallel.py: results as if made in place, BLAS's threads left as they were."""
+"""parallel.py: the scorer's worker thread (results as if made in place, BLAS's threads left as
+they were) and the training team of two processes (the same training as one process's)."""
+
+import os
+import signal
+import sys
 
 import numpy as np
 import pytest
 
 from lm import parallel
+from lm.config import ModelConfig, TrainConfig
+from lm.errors import LMError
+from lm.model import Model
+from lm.train import Trainer
 
 
 def _blas_threads() -> int:
@@ -38,3 +47,68 @@ def test_work_handed_out_from_the_worker_is_done_in_place():
 def test_blas_thread_settings_are_followed(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert parallel.threads() == 1
+
+
+# ----- training split between two processes (parallel.Team) -----
+
+needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the team forks, on Linux only")
+
+
+def _trainer(monkeypatch, team: bool, cell="lstm", layers=2, batch=5):
+    monkeypatch.setattr(parallel.Team, "MIN_WORK", 0)
+    monkeypatch.setattr(parallel, "threads", lambda: 2 if team else 1)
+    config = ModelConfig(vocab=11, cell=cell, layers=layers, hidden=12, embed=6)
+    trainer = Trainer(Model.init(config, np.random.default_rng(0)), TrainConfig(seq_len=7, batch_size=batch))
+    assert (trainer.team is not None) == team
+    return trainer
+
+
+@needs_fork
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_a_team_trains_as_one_process_does(monkeypatch, cell):
+    """Same losses, gradients, carried state and weights, step after step, with an odd batch
+    (3 sequences here, 2 in the worker) and a reset of the state between."""
+    alone, team = _trainer(monkeypatch, False, cell), _trainer(monkeypatch, True, cell)
+    ids = np.random.default_rng(1).integers(0, 11, (4, 8, 5))
+    try:
+        for k in range(3):
+            if k == 2:
+                alone.reset_state()
+                team.reset_state()
+            one, two = alone.step(ids[k, :7], ids[k, 1:], 0.01), team.step(ids[k, :7], ids[k, 1:], 0.01)
+            np.testing.assert_allclose(two[:2], one[:2], rtol=1e-5)
+            np.testing.assert_allclose(team.model.grad, alone.model.grad, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(team.model.flat, alone.model.flat, rtol=1e-5, atol=1e-6)
+            for a, b in zip(alone.state, team.state):
+                np.testing.assert_allclose(np.concatenate(b), np.concatenate(a), rtol=1e-5, atol=1e-6)
+            assert np.abs(np.concatenate(team.state[0])[:, 3:]).sum() > 0  # the worker's rows moved on
+    finally:
+        team.close()
+
+
+@needs_fork
+def test_a_failure_in_the_worker_ends_the_step_with_one_clear_error(monkeypatch):
+    trainer = _trainer(monkeypatch, True)
+    x = np.zeros((7, 5), dtype=np.int64)
+    x[:, 4] = 99  # not in the vocabulary: only the worker's sequences fail
+    try:
+        with pytest.raises(LMError, match="training worker process failed: IndexError"):
+            trainer.step(x, x, 0.01)
+    finally:
+        trainer.close()
+
+
+@needs_fork
+def test_a_worker_that_dies_ends_the_step_with_one_clear_error_and_close_ends_it(monkeypatch):
+    trainer = _trainer(monkeypatch, True)
+    x = np.zeros((7, 5), dtype=np.int64)
+    trainer.step(x, x, 0.01)
+    worker = trainer.team._worker
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    with pytest.raises(LMError, match="worker process stopped"):
+        trainer.step(x, x, 0.01)
+    trainer.close()
+    healthy = _trainer(monkeypatch, True)
+    healthy.close()
+    assert not healthy.team._worker.is_alive()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from cli_utils import TINY_FLAGS, assert_ok, assert_one_line_error, run_lm
 from conftest import CORPUS_TEXT, TINY
 
 import lm
-from lm import checkpoint, cli
+from lm import checkpoint, cli, parallel
 from lm.model import Model
 from lm.train import Notice, StepInfo
 
@@ -66,6 +67,17 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
     assert last.stopped is None and last.resume_path is None
     assert not checkpoint.resume_path(path).exists()
     _assert_same_run(lm.load(tmp_path / "whole.npz"), lm.load(path))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the team forks, on Linux only")
+def test_a_run_split_between_two_processes_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, corpus,
+                                                                                         monkeypatch):
+    teams = []
+    monkeypatch.setattr(parallel.Team, "MIN_WORK", 0)
+    monkeypatch.setattr(parallel, "threads", lambda: 2)
+    monkeypatch.setattr(parallel.Team, "close", lambda team, close=parallel.Team.close: (teams.append(team), close(team)))
+    test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, corpus, dict(layers=2), (7, 20))
+    assert len(teams) == 4 and not any(team._worker.is_alive() for team in teams)
 
 
 def test_the_resume_file_is_a_model_you_can_sample_from(tmp_path, corpus):
@@ -131,6 +143,33 @@ def test_a_signal_saves_the_state_and_resume_finishes_the_run(tmp_path, sig, cod
     assert "resuming at epoch 1, step" in done.stderr
     assert lm.load(tmp_path / "model.npz").meta["history"][-1]["epoch"] == 1
     assert not (tmp_path / "model.resume.npz").exists()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+                    reason="needs Linux's /proc/PID/task/PID/children")
+def test_ctrl_c_in_a_terminal_reaches_the_training_worker_too_and_the_run_still_saves(tmp_path):
+    """A terminal's Ctrl-C signals the whole process group: the worker of a team (parallel.Team)
+    must leave the stopping to the parent, which ends the step and writes the resume file."""
+    (tmp_path / "long.txt").write_text(CORPUS_TEXT * 200)
+    big_enough = ["--hidden", "64", "--embed", "8", "--seq-len", "50", "--batch-size", "8"]  # for a team
+    proc = subprocess.Popen([sys.executable, "-m", "lm", "train", "long.txt", *big_enough, "--epochs", "50"],
+                            cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "2"}, start_new_session=True)
+    _wait_for(proc, "recipe:")
+    time.sleep(0.5)
+    workers = _children(proc.pid)
+    assert workers, "no worker process: the run did not split its batch"
+    os.killpg(proc.pid, signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 130, rest
+    assert "Traceback" not in rest
+    assert "continue with: lm train long.txt -m model.npz --resume" in rest
+    assert (tmp_path / "model.resume.npz").exists()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
 
 
 def test_a_second_ctrl_c_quits_at_once_and_keeps_the_saved_model(tmp_path):
