@@ -8,23 +8,21 @@ and the optimizer folds it into its own arithmetic, which saves a pass over ever
 import numpy as np
 
 
-def global_norm(grad: np.ndarray) -> float:
-    return float(np.sqrt(np.dot(grad, grad)))
-
-
-def clip(grad: np.ndarray, max_norm: float | None, max_value: float | None) -> tuple[float, float, bool]:
+def sum_of_squares(grad: np.ndarray, max_value: float | None) -> tuple[float, bool]:
     """Clip every element of the flat gradient to [-max_value, max_value] in place (the notes'
-    clipping by value), then find the factor that brings its global norm down to max_norm.
-    0 or None turns either off.
-
-    Returns the global norm (after any value clipping), the factor to scale the gradient by,
-    and whether anything was clipped.
-    """
+    clipping by value; 0 or None turns it off), then Σ g². Returns that and whether any element
+    was clipped. Made on parts of the gradient, the sums add up (parallel.Team)."""
     clipped = False
     if max_value:
         clipped = bool(np.abs(grad).max() > max_value)
         np.clip(grad, -max_value, max_value, out=grad)
-    norm = global_norm(grad)
+    return float(np.dot(grad, grad)), clipped
+
+
+def clip_factor(squares: float, max_norm: float | None, clipped: bool = False) -> tuple[float, float, bool]:
+    """From the gradient's Σ g²: its global norm, the factor that brings the norm down to
+    max_norm (1 when it is within, or max_norm is 0 or None), and whether anything was clipped."""
+    norm = float(np.sqrt(squares))
     if max_norm and norm > max_norm:
         return norm, max_norm / norm, True
     return norm, 1.0, clipped
@@ -33,10 +31,20 @@ def clip(grad: np.ndarray, max_norm: float | None, max_value: float | None) -> t
 class SGD:
     """θ <- θ - lr * dθ."""
 
+    def advance(self, lr: float) -> float:
+        """Start a step: its rate, for `apply`."""
+        return lr
+
+    def apply(self, rate: float, theta: np.ndarray, grad: np.ndarray, scale: float = 1.0,
+              part: slice = slice(None)) -> None:
+        """Update theta[part] in place from scale * grad[part]; grad is used as scratch."""
+        grad = grad[part]
+        grad *= rate * scale
+        theta[part] -= grad
+
     def step(self, theta: np.ndarray, grad: np.ndarray, lr: float, scale: float = 1.0) -> None:
-        """Update theta in place from scale * grad; grad is used as scratch."""
-        grad *= lr * scale
-        theta -= grad
+        """A whole step: update theta in place from scale * grad; grad is used as scratch."""
+        self.apply(self.advance(lr), theta, grad, scale)
 
     def state(self) -> dict[str, np.ndarray]:
         """What the optimizer carries from step to step: nothing for SGD."""
@@ -46,20 +54,25 @@ class SGD:
         pass
 
 
-class Adam:
-    """Adam (Kingma & Ba) with bias correction; its moments m, v are kept for every parameter."""
+class Adam(SGD):
+    """Adam (Kingma & Ba) with bias correction; its moments m, v are kept for every parameter,
+    in arrays made by `zeros` (shared memory for parallel.Team)."""
 
-    def __init__(self, size: int, dtype=np.float32, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+    def __init__(self, size: int, dtype=np.float32, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 zeros=np.zeros):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.m = np.zeros(size, dtype)
-        self.v = np.zeros(size, dtype)
+        self.m = zeros(size, dtype)
+        self.v = zeros(size, dtype)
         self.t = 0
 
-    def step(self, theta: np.ndarray, grad: np.ndarray, lr: float, scale: float = 1.0) -> None:
-        """Update theta in place from scale * grad; grad is used as scratch."""
+    def advance(self, lr: float) -> float:
+        """Start a step: t <- t + 1, and the bias-corrected rate lr √(1 - β2^t) / (1 - β1^t)."""
         self.t += 1
-        b1, b2, m, v = self.beta1, self.beta2, self.m, self.v
-        step = lr * np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        return lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+
+    def apply(self, rate: float, theta: np.ndarray, grad: np.ndarray, scale: float = 1.0,
+              part: slice = slice(None)) -> None:
+        b1, b2, m, v, grad = self.beta1, self.beta2, self.m[part], self.v[part], grad[part]
         grad *= scale
         m *= b1
         v *= b2
@@ -70,8 +83,8 @@ class Adam:
         np.sqrt(v, out=grad)
         grad += self.eps
         np.divide(m, grad, out=grad)
-        grad *= step
-        theta -= grad  # θ <- θ - lr m̂ / (√v̂ + ε)
+        grad *= rate
+        theta[part] -= grad  # θ <- θ - lr m̂ / (√v̂ + ε)
 
     def state(self) -> dict[str, np.ndarray]:
         """The moments and the step count, as arrays (the live ones: copy to keep them)."""
@@ -83,5 +96,5 @@ class Adam:
         self.t = int(state["t"])
 
 
-def make(name: str, size: int, dtype=np.float32):
-    return Adam(size, dtype) if name == "adam" else SGD()
+def make(name: str, size: int, dtype=np.float32, zeros=np.zeros) -> SGD:
+    return Adam(size, dtype, zeros=zeros) if name == "adam" else SGD()

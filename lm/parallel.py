@@ -27,6 +27,7 @@ set), within the cores this process may run on; one thread means no worker at al
 """
 
 import contextlib
+import copy
 import ctypes
 import functools
 import mmap
@@ -43,6 +44,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from . import optim
 from .errors import LMError
 
 R = TypeVar("R")
@@ -124,7 +126,7 @@ def in_background(call: Callable[[], R]):
     return pool.submit(call)
 
 
-def _shared(n: int, dtype) -> np.ndarray:
+def shared_zeros(n: int, dtype) -> np.ndarray:
     """n zeros in memory that a forked child shares with this process, not a copy of it."""
     dtype = np.dtype(dtype)
     return np.frombuffer(mmap.mmap(-1, max(n, 1) * dtype.itemsize), dtype, n)
@@ -140,17 +142,44 @@ def run_sequences(model, x: np.ndarray, y: np.ndarray, state: list, scale: float
     return loss
 
 
-class Team:
-    """A training step's batch split between this process and a forked worker process.
+class Solo:
+    """A training step's work, all in this process: what the Trainer runs without a Team.
 
-    Sequences [:split] run here, [split:] in the worker; the summed gradient is the whole
-    batch's. The parameters, the worker's gradients and the carried state live in shared memory
-    (anonymous mmap, inherited through fork): the worker reads the weights this process's
-    optimizer writes, and this process adds the worker's gradients to its own. A step sends the
-    worker its sequences and gets back its loss: one small message each way.
+    A step is loss_and_grads, then sum_of_squares of the gradient (clipping by value on the
+    way), then update with the optimizer; `state` is the carried state, a list of per-layer
+    tuples of (B, H) arrays, to be written in place.
+    """
 
-    `state` is the whole batch's carried state, a list of per-layer tuples of (B, H) arrays in
-    shared memory: write it in place, and the worker sees it.
+    def __init__(self, model, batch: int):
+        self.model, self.state = model, model.zero_state(batch)
+
+    @contextlib.contextmanager
+    def cores(self):
+        """The context a step runs in."""
+        yield
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, scale: float) -> float:
+        return run_sequences(self.model, x, y, self.state, scale)
+
+    def sum_of_squares(self, max_value: float | None) -> tuple[float, bool]:
+        return optim.sum_of_squares(self.model.grad, max_value)
+
+    def update(self, opt: optim.SGD, lr: float, scale: float) -> None:
+        opt.step(self.model.flat, self.model.grad, lr, scale)
+
+    def close(self) -> None:
+        pass
+
+
+class Team(Solo):
+    """A training step split between this process and a forked worker process.
+
+    The batch's sequences [:split] run here, [split:] in the worker, each process's gradients
+    in its own array. Then each process sums the two arrays over its half of the parameters,
+    with the sums of squares for clipping, and updates its half of the parameters. The
+    parameters, both gradient arrays, the optimizer's moments and the carried state live in
+    shared memory (anonymous mmap, inherited through fork). Each of the three phases is one small
+    message to the worker and one back.
     """
 
     # A step costs the team about half a millisecond more in messages and wake-ups; below about
@@ -166,37 +195,63 @@ class Team:
         return (batch >= 2 and work >= Team.MIN_WORK and threads() >= 2 and sys.platform.startswith("linux")
                 and "fork" in multiprocessing.get_all_start_methods() and _blas_threads_setter() is not None)
 
-    def __init__(self, model, batch: int):
+    def __init__(self, model, batch: int, opt: optim.SGD):
+        """opt: the optimizer, its arrays made by shared_zeros."""
         self.model, self.split = model, (batch + 1) // 2
         layers, parts, H = model.config.layers, model.cell.state_size, model.config.hidden
-        model.place(_shared(model.num_params(), model.dtype), model.grad)
-        store = _shared(layers * parts * batch * H, model.dtype).reshape(layers, parts, batch, H)
+        n = model.num_params()
+        model.place(shared_zeros(n, model.dtype), shared_zeros(n, model.dtype))
+        store = shared_zeros(layers * parts * batch * H, model.dtype).reshape(layers, parts, batch, H)
         self.state = [tuple(layer) for layer in store]
         self._own = [tuple(part[: self.split] for part in layer) for layer in store]
-        grad = _shared(model.num_params(), model.dtype)  # the worker's
+        self._half = slice(0, n // 2)  # of the parameters: the rest is the worker's
+        self._grad = shared_zeros(n, model.dtype)  # the worker's gradients
         context = multiprocessing.get_context("fork")
         self._conn, theirs = context.Pipe()
-        worker = context.Process(target=_serve, name="lm-train", daemon=True,
-                                 args=(model, grad, [tuple(part[self.split :] for part in layer) for layer in store],
-                                       theirs))
+        worker = context.Process(
+            target=_serve, name="lm-train", daemon=True,
+            args=(model, self._grad, [tuple(part[self.split :] for part in layer) for layer in store], opt,
+                  slice(n // 2, None), theirs))
         worker.start()
         theirs.close()
-        self._grad, self._worker = grad, worker
+        self._worker = worker
         self._stop = weakref.finalize(self, _stop, self._conn, worker)
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, scale: float) -> float:
-        """As run_sequences over the whole batch, with the state in self.state. Call with BLAS
-        held to one thread (one_blas_thread): the worker runs on the other core meanwhile."""
-        s = self.split
-        self._talk(self._conn.send, (x[:, s:], y[:, s:], scale))
-        loss = run_sequences(self.model, x[:, :s], y[:, :s], self._own, scale)
-        theirs = self._talk(self._conn.recv)
-        if isinstance(theirs, str):
-            raise LMError(f"the training worker process failed: {theirs}")
-        self.model.grad += self._grad
-        return loss + theirs
+    def cores(self):
+        """BLAS on one thread here while the worker runs on the other core (it keeps to one)."""
+        return one_blas_thread()
 
-    def _talk(self, call, *args):
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, scale: float) -> float:
+        """The whole batch's loss; its gradients are in model.grad and the worker's array, to be
+        summed by sum_of_squares."""
+        s = self.split
+        self._talk(("run", x[:, s:], y[:, s:], scale))
+        loss = run_sequences(self.model, x[:, :s], y[:, :s], self._own, scale)
+        return loss + self._answer()
+
+    def sum_of_squares(self, max_value: float | None) -> tuple[float, bool]:
+        """Sums the two gradient arrays into model.grad, each process over its half."""
+        self._talk(("sum", max_value))
+        squares, clipped = _sum_half(self.model.grad, self._grad, self._half, max_value)
+        theirs, their_clipped = self._answer()
+        return squares + theirs, clipped or their_clipped
+
+    def update(self, opt: optim.SGD, lr: float, scale: float) -> None:
+        rate = opt.advance(lr)
+        self._talk(("update", rate, scale))
+        opt.apply(rate, self.model.flat, self.model.grad, scale, self._half)
+        self._answer()  # the next step reads the worker's half of the weights
+
+    def _talk(self, job: tuple) -> None:
+        self._exchange(self._conn.send, job)
+
+    def _answer(self):
+        answer = self._exchange(self._conn.recv)
+        if isinstance(answer, str):
+            raise LMError(f"the training worker process failed: {answer}")
+        return answer
+
+    def _exchange(self, call, *args):
         try:
             return call(*args)
         except (EOFError, OSError):
@@ -208,19 +263,36 @@ class Team:
         self._stop()
 
 
-def _serve(model, grad: np.ndarray, state: list, conn) -> None:
-    """The worker: steps on its sequences until told to stop or this end of the pipe closes."""
+def _sum_half(grad: np.ndarray, other: np.ndarray, half: slice, max_value: float | None) -> tuple[float, bool]:
+    """grad[half] += other[half], clipped by value; its Σ g² and whether anything was clipped."""
+    grad[half] += other[half]
+    return optim.sum_of_squares(grad[half], max_value)
+
+
+def _serve(model, grad: np.ndarray, state: list, opt: optim.SGD, half: slice, conn) -> None:
+    """The worker: does as told until told to stop or this end of the pipe closes. Its own
+    gradients go to `grad`; the parent's are model.grad, as the parent placed them."""
     for sig in (signal.SIGINT, signal.SIGTERM):  # a terminal's Ctrl-C, or systemd, signals every
         signal.signal(sig, signal.SIG_IGN)  # process of the run: the parent stops it, at a step's end
-    model.place(model.flat, grad)
+    theirs = model.grad
+    mine = copy.copy(model)
+    mine.place(model.flat, grad)
     with one_blas_thread():
         while True:
             try:
                 job = conn.recv()
                 if job is None:
                     return
+                kind, *args = job
                 try:
-                    reply = run_sequences(model, *job[:2], state, job[2])
+                    if kind == "run":
+                        x, y, scale = args
+                        reply = run_sequences(mine, x, y, state, scale)
+                    elif kind == "sum":
+                        reply = _sum_half(theirs, grad, half, *args)
+                    else:
+                        rate, scale = args
+                        reply = opt.apply(rate, model.flat, theirs, scale, half)
                 except Exception as e:  # handed to the parent, which ends the run with it
                     reply = f"{type(e).__name__}: {e}"
                 conn.send(reply)

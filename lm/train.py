@@ -191,16 +191,19 @@ def _corpus_entry(path: str | Path, text: str) -> dict:
 class Trainer:
     """One step of truncated BPTT at a time: forward, backward, clip, update, carry the state.
 
-    With two cores the batch is split between this process and a worker process (parallel.Team);
-    `close` ends the worker. `train` runs it over epochs; the benchmarks time it as it is.
+    With two cores and a big enough step, the step is split between this process and a worker
+    process (parallel.Team); `close` ends the worker. `train` runs it over epochs; the benchmarks time it as it is.
     """
 
     def __init__(self, model: Model, cfg: TrainConfig):
         self.model, self.cfg = model, cfg
-        self.opt = optim.make(cfg.optimizer, model.flat.size, model.dtype)
-        worth_it = parallel.Team.worth_it(model, cfg.batch_size, cfg.seq_len)
-        self.team = parallel.Team(model, cfg.batch_size) if worth_it else None
-        self.state = self.team.state if self.team else model.zero_state(cfg.batch_size)
+        if parallel.Team.worth_it(model, cfg.batch_size, cfg.seq_len):
+            self.opt = optim.make(cfg.optimizer, model.flat.size, model.dtype, parallel.shared_zeros)
+            self.team: parallel.Solo = parallel.Team(model, cfg.batch_size, self.opt)
+        else:
+            self.opt = optim.make(cfg.optimizer, model.flat.size, model.dtype)
+            self.team = parallel.Solo(model, cfg.batch_size)
+        self.state = self.team.state
 
     def reset_state(self) -> None:
         """a<0> = 0 for every stream, at the start of each epoch."""
@@ -210,25 +213,20 @@ class Trainer:
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float, bool]:
         """Inputs and targets (T, B) -> the summed loss, the gradient norm and whether it was clipped."""
-        model, scale = self.model, 1.0 / self.cfg.batch_size
-        if self.team is None:
-            return self._update(parallel.run_sequences(model, x, y, self.state, scale), lr)
-        with parallel.one_blas_thread():  # in both processes, each on its core
-            return self._update(self.team.loss_and_grads(x, y, scale), lr)
-
-    def _update(self, loss: float, lr: float) -> tuple[float, float, bool]:
-        if not math.isfinite(loss):
-            return loss, math.nan, False
-        model = self.model
-        norm, scale, clipped = optim.clip(model.grad, self.cfg.clip, self.cfg.clip_value)
-        if not math.isfinite(norm):  # an overflowing gradient would write inf or nan into every weight
-            return loss, norm, False
-        self.opt.step(model.flat, model.grad, lr, scale)
+        team, cfg = self.team, self.cfg
+        with team.cores():
+            loss = team.loss_and_grads(x, y, 1.0 / cfg.batch_size)
+            if not math.isfinite(loss):
+                return loss, math.nan, False
+            squares, by_value = team.sum_of_squares(cfg.clip_value)
+            norm, scale, clipped = optim.clip_factor(squares, cfg.clip, by_value)
+            if not math.isfinite(norm):  # an overflowing gradient would write inf or nan into every weight
+                return loss, norm, False
+            team.update(self.opt, lr, scale)
         return loss, norm, clipped
 
     def close(self) -> None:
-        if self.team:
-            self.team.close()
+        self.team.close()
 
 
 class GradStats:

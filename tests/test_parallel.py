@@ -54,21 +54,25 @@ def test_blas_thread_settings_are_followed(monkeypatch):
 needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the team forks, on Linux only")
 
 
-def _trainer(monkeypatch, team: bool, cell="lstm", layers=2, batch=5):
+def _trainer(monkeypatch, team: bool, cell="lstm", **settings):
     monkeypatch.setattr(parallel.Team, "MIN_WORK", 0)
     monkeypatch.setattr(parallel, "threads", lambda: 2 if team else 1)
-    config = ModelConfig(vocab=11, cell=cell, layers=layers, hidden=12, embed=6)
-    trainer = Trainer(Model.init(config, np.random.default_rng(0)), TrainConfig(seq_len=7, batch_size=batch))
-    assert (trainer.team is not None) == team
+    config = ModelConfig(vocab=11, cell=cell, layers=2, hidden=12, embed=6)
+    trainer = Trainer(Model.init(config, np.random.default_rng(0)), TrainConfig(seq_len=7, batch_size=5, **settings))
+    assert isinstance(trainer.team, parallel.Team) == team
     return trainer
 
 
 @needs_fork
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-def test_a_team_trains_as_one_process_does(monkeypatch, cell):
-    """Same losses, gradients, carried state and weights, step after step, with an odd batch
-    (3 sequences here, 2 in the worker) and a reset of the state between."""
-    alone, team = _trainer(monkeypatch, False, cell), _trainer(monkeypatch, True, cell)
+@pytest.mark.parametrize("cell, settings", [
+    ("rnn", dict(optimizer="adam")),
+    ("gru", dict(optimizer="sgd", lr=0.5, clip=0.5)),  # clipped by norm
+    ("lstm", dict(optimizer="adam", clip_value=0.01)),  # and by value
+])
+def test_a_team_trains_as_one_process_does(monkeypatch, cell, settings):
+    """Same losses, norms, gradients, carried state and weights, step after step, with an odd
+    batch (3 sequences here, 2 in the worker) and a reset of the state between."""
+    alone, team = _trainer(monkeypatch, False, cell, **settings), _trainer(monkeypatch, True, cell, **settings)
     ids = np.random.default_rng(1).integers(0, 11, (4, 8, 5))
     try:
         for k in range(3):
@@ -77,6 +81,7 @@ def test_a_team_trains_as_one_process_does(monkeypatch, cell):
                 team.reset_state()
             one, two = alone.step(ids[k, :7], ids[k, 1:], 0.01), team.step(ids[k, :7], ids[k, 1:], 0.01)
             np.testing.assert_allclose(two[:2], one[:2], rtol=1e-5)
+            assert two[2] == one[2] == ("clip" in str(settings))
             np.testing.assert_allclose(team.model.grad, alone.model.grad, rtol=1e-4, atol=1e-6)
             np.testing.assert_allclose(team.model.flat, alone.model.flat, rtol=1e-5, atol=1e-6)
             for a, b in zip(alone.state, team.state):
