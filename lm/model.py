@@ -69,6 +69,15 @@ class Model:
         self._out = flat[-(H + 1) * V :].reshape(H + 1, V)  # [Wya; by]
         self._dout = grad[-(H + 1) * V :].reshape(H + 1, V)
 
+    def embedding_rows(self, ids: np.ndarray) -> np.ndarray:
+        """The offsets in `grad` of the embedding rows that a window with inputs ids (T, B) can
+        give a non-zero gradient: its ids' rows. The embedding comes first in `grad`; every
+        other parameter after it, from offset Wax.size on."""
+        E = self.config.embed
+        rows = np.unique(ids)
+        rows = rows[rows >= 0]
+        return (rows[:, None] * E + np.arange(E)).reshape(-1)
+
     @staticmethod
     def _views(flat: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> Params:
         views, offset = {}, 0

@@ -31,13 +31,18 @@ def clip_factor(squares: float, max_norm: float | None, clipped: bool = False) -
 class SGD:
     """θ <- θ - lr * dθ."""
 
+    # Whether a step moves parameters whose gradient is 0. SGD's does not, so a step may skip
+    # the embedding rows of tokens not in the window (parallel.Solo); Adam's moments decay.
+    every_parameter = False
+
     def advance(self, lr: float) -> float:
         """Start a step: its rate, for `apply`."""
         return lr
 
     def apply(self, rate: float, theta: np.ndarray, grad: np.ndarray, scale: float = 1.0,
               part: slice = slice(None)) -> None:
-        """Update theta[part] in place from scale * grad[part]; grad is used as scratch."""
+        """Update theta[part] in place from scale * grad[part]; grad is used as scratch. part:
+        a slice, or (SGD) an array of distinct offsets."""
         grad = grad[part]
         grad *= rate * scale
         theta[part] -= grad
@@ -57,6 +62,8 @@ class SGD:
 class Adam(SGD):
     """Adam (Kingma & Ba) with bias correction; its moments m, v are kept for every parameter,
     in arrays made by `zeros` (shared memory for parallel.Team)."""
+
+    every_parameter = True
 
     def __init__(self, size: int, dtype=np.float32, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  zeros=np.zeros):

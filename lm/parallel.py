@@ -148,10 +148,19 @@ class Solo:
     A step is loss_and_grads, then sum_of_squares of the gradient (clipping by value on the
     way), then update with the optimizer; `state` is the carried state, a list of per-layer
     tuples of (B, H) arrays, to be written in place.
+
+    With SGD the last two skip the embedding rows of tokens not in the window: their gradient
+    is 0 and the step would leave them as they are. In a word model they are most of the
+    parameters (2 of 4.7 million in the Penn Treebank case), and both passes are bound by memory.
     """
 
-    def __init__(self, model, batch: int):
-        self.model, self.state = model, model.zero_state(batch)
+    def __init__(self, model, batch: int, opt: optim.SGD):
+        self.model, self.opt, self.state = model, opt, model.zero_state(batch)
+        self._rest = slice(0 if opt.every_parameter else model.params["Wax"].size, None)
+
+    def _parts(self, x: np.ndarray) -> list:
+        """What this process sums and updates: the rows of x's tokens, then `_rest`."""
+        return [self._rest] if self.opt.every_parameter else [self.model.embedding_rows(x), self._rest]
 
     @contextlib.contextmanager
     def cores(self):
@@ -159,13 +168,14 @@ class Solo:
         yield
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, scale: float) -> float:
+        self._live = self._parts(x)
         return run_sequences(self.model, x, y, self.state, scale)
 
     def sum_of_squares(self, max_value: float | None) -> tuple[float, bool]:
-        return optim.sum_of_squares(self.model.grad, max_value)
+        return _sum_parts(self.model.grad, None, self._live, max_value)
 
-    def update(self, opt: optim.SGD, lr: float, scale: float) -> None:
-        opt.step(self.model.flat, self.model.grad, lr, scale)
+    def update(self, lr: float, scale: float) -> None:
+        _apply(self.opt, self.opt.advance(lr), self.model, self.model.grad, scale, self._live)
 
     def close(self) -> None:
         pass
@@ -197,23 +207,25 @@ class Team(Solo):
 
     def __init__(self, model, batch: int, opt: optim.SGD):
         """opt: the optimizer, its arrays made by shared_zeros."""
-        self.model, self.split = model, (batch + 1) // 2
+        super().__init__(model, batch, opt)
+        self.split = (batch + 1) // 2
         layers, parts, H = model.config.layers, model.cell.state_size, model.config.hidden
         n = model.num_params()
         model.place(shared_zeros(n, model.dtype), shared_zeros(n, model.dtype))
         store = shared_zeros(layers * parts * batch * H, model.dtype).reshape(layers, parts, batch, H)
         self.state = [tuple(layer) for layer in store]
         self._own = [tuple(part[: self.split] for part in layer) for layer in store]
-        self._half = slice(0, n // 2)  # of the parameters: the rest is the worker's
+        middle = (self._rest.start + n) // 2  # the rest of the parameters split in two
+        self._rest, theirs = slice(self._rest.start, middle), slice(middle, None)
         self._grad = shared_zeros(n, model.dtype)  # the worker's gradients
         context = multiprocessing.get_context("fork")
-        self._conn, theirs = context.Pipe()
+        self._conn, end = context.Pipe()
         worker = context.Process(
             target=_serve, name="lm-train", daemon=True,
             args=(model, self._grad, [tuple(part[self.split :] for part in layer) for layer in store], opt,
-                  slice(n // 2, None), theirs))
+                  [theirs], end))
         worker.start()
-        theirs.close()
+        end.close()
         self._worker = worker
         self._stop = weakref.finalize(self, _stop, self._conn, worker)
 
@@ -226,21 +238,22 @@ class Team(Solo):
         summed by sum_of_squares."""
         s = self.split
         self._talk(("run", x[:, s:], y[:, s:], scale))
+        self._live = self._parts(x)
         loss = run_sequences(self.model, x[:, :s], y[:, :s], self._own, scale)
         return loss + self._answer()
 
     def sum_of_squares(self, max_value: float | None) -> tuple[float, bool]:
-        """Sums the two gradient arrays into model.grad, each process over its half."""
+        """Sums the two gradient arrays into model.grad, each process over its parts."""
         self._talk(("sum", max_value))
-        squares, clipped = _sum_half(self.model.grad, self._grad, self._half, max_value)
+        squares, clipped = _sum_parts(self.model.grad, self._grad, self._live, max_value)
         theirs, their_clipped = self._answer()
         return squares + theirs, clipped or their_clipped
 
-    def update(self, opt: optim.SGD, lr: float, scale: float) -> None:
-        rate = opt.advance(lr)
+    def update(self, lr: float, scale: float) -> None:
+        rate = self.opt.advance(lr)
         self._talk(("update", rate, scale))
-        opt.apply(rate, self.model.flat, self.model.grad, scale, self._half)
-        self._answer()  # the next step reads the worker's half of the weights
+        _apply(self.opt, rate, self.model, self.model.grad, scale, self._live)
+        self._answer()  # the next step reads the worker's part of the weights
 
     def _talk(self, job: tuple) -> None:
         self._exchange(self._conn.send, job)
@@ -263,13 +276,28 @@ class Team(Solo):
         self._stop()
 
 
-def _sum_half(grad: np.ndarray, other: np.ndarray, half: slice, max_value: float | None) -> tuple[float, bool]:
-    """grad[half] += other[half], clipped by value; its Σ g² and whether anything was clipped."""
-    grad[half] += other[half]
-    return optim.sum_of_squares(grad[half], max_value)
+def _sum_parts(grad: np.ndarray, other: np.ndarray | None, parts: list, max_value: float | None
+               ) -> tuple[float, bool]:
+    """grad[part] += other[part] for each part (slices, or arrays of offsets), clipped by value;
+    their Σ g² and whether anything was clipped."""
+    squares, clipped = 0.0, False
+    for part in parts:
+        g = grad[part]
+        if other is not None:
+            g += other[part]
+        more, by_value = optim.sum_of_squares(g, max_value)
+        if not isinstance(part, slice):
+            grad[part] = g  # gathered: a copy
+        squares, clipped = squares + more, clipped or by_value
+    return squares, clipped
 
 
-def _serve(model, grad: np.ndarray, state: list, opt: optim.SGD, half: slice, conn) -> None:
+def _apply(opt: optim.SGD, rate: float, model, grad: np.ndarray, scale: float, parts: list) -> None:
+    for part in parts:
+        opt.apply(rate, model.flat, grad, scale, part)
+
+
+def _serve(model, grad: np.ndarray, state: list, opt: optim.SGD, parts: list, conn) -> None:
     """The worker: does as told until told to stop or this end of the pipe closes. Its own
     gradients go to `grad`; the parent's are model.grad, as the parent placed them."""
     for sig in (signal.SIGINT, signal.SIGTERM):  # a terminal's Ctrl-C, or systemd, signals every
@@ -289,10 +317,10 @@ def _serve(model, grad: np.ndarray, state: list, opt: optim.SGD, half: slice, co
                         x, y, scale = args
                         reply = run_sequences(mine, x, y, state, scale)
                     elif kind == "sum":
-                        reply = _sum_half(theirs, grad, half, *args)
+                        reply = _sum_parts(theirs, grad, parts, *args)
                     else:
                         rate, scale = args
-                        reply = opt.apply(rate, model.flat, theirs, scale, half)
+                        reply = _apply(opt, rate, model, theirs, scale, parts)
                 except Exception as e:  # handed to the parent, which ends the run with it
                     reply = f"{type(e).__name__}: {e}"
                 conn.send(reply)

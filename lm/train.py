@@ -202,7 +202,7 @@ class Trainer:
             self.team: parallel.Solo = parallel.Team(model, cfg.batch_size, self.opt)
         else:
             self.opt = optim.make(cfg.optimizer, model.flat.size, model.dtype)
-            self.team = parallel.Solo(model, cfg.batch_size)
+            self.team = parallel.Solo(model, cfg.batch_size, self.opt)
         self.state = self.team.state
 
     def reset_state(self) -> None:
@@ -222,7 +222,7 @@ class Trainer:
             norm, scale, clipped = optim.clip_factor(squares, cfg.clip, by_value)
             if not math.isfinite(norm):  # an overflowing gradient would write inf or nan into every weight
                 return loss, norm, False
-            team.update(self.opt, lr, scale)
+            team.update(lr, scale)
         return loss, norm, clipped
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from lm import parallel
+from lm import optim, parallel
 from lm.config import ModelConfig, TrainConfig
 from lm.errors import LMError
 from lm.model import Model
@@ -117,3 +117,29 @@ def test_a_worker_that_dies_ends_the_step_with_one_clear_error_and_close_ends_it
     healthy = _trainer(monkeypatch, True)
     healthy.close()
     assert not healthy.team._worker.is_alive()
+
+
+@pytest.mark.parametrize("team", [False, pytest.param(True, marks=needs_fork)])
+def test_sgd_steps_skip_only_embedding_rows_whose_gradient_is_zero(monkeypatch, team):
+    """A step that sums, clips and updates only the rows of the window's tokens (and the other
+    parameters) moves the weights exactly as the step over every parameter: rows of tokens not
+    in the window, here 6 to 10, stay as they were, and the others move."""
+    trainer = _trainer(monkeypatch, team, "lstm", optimizer="sgd", lr=0.5, clip=0.5)
+    reference = Model.init(trainer.model.config, np.random.default_rng(0))
+    x = np.random.default_rng(2).integers(0, 6, (7, 5))
+    x[0, :] = -1  # the zero vector, no row
+    y = np.random.default_rng(3).integers(0, 11, (7, 5))
+    try:
+        trainer.step(x, y, 0.5)
+    finally:
+        trainer.close()
+    state = reference.zero_state(5)
+    parallel.run_sequences(reference, x, y, state, 1 / 5)
+    squares, _ = optim.sum_of_squares(reference.grad, 0)
+    _, scale, clipped = optim.clip_factor(squares, 0.5)
+    optim.SGD().step(reference.flat, reference.grad, 0.5, scale)
+    assert clipped
+    np.testing.assert_allclose(trainer.model.flat, reference.flat, rtol=1e-5, atol=1e-7)
+    before = Model.init(trainer.model.config, np.random.default_rng(0)).params["Wax"]
+    assert np.array_equal(trainer.model.params["Wax"][6:], before[6:])
+    assert not np.allclose(trainer.model.params["Wax"][:6], before[:6])
