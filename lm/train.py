@@ -192,7 +192,8 @@ class Trainer:
     """One step of truncated BPTT at a time: forward, backward, clip, update, carry the state.
 
     With two cores and a big enough step, the step is split between this process and a worker
-    process (parallel.Team); `close` ends the worker. `train` runs it over epochs; the benchmarks time it as it is.
+    process (`team` is then a parallel.Team, else a parallel.Solo); `close` ends the worker.
+    `train` runs it over epochs; the benchmarks time it as it is.
     """
 
     def __init__(self, model: Model, cfg: TrainConfig):
