@@ -154,6 +154,8 @@ class Solo:
     parameters (2 of 4.7 million in the Penn Treebank case), and both passes are bound by memory.
     """
 
+    zeros = staticmethod(np.zeros)  # what the optimizer's arrays are made with
+
     def __init__(self, model, batch: int, opt: optim.SGD):
         self.model, self.opt, self.state = model, opt, model.zero_state(batch)
         self._rest = slice(0 if opt.every_parameter else model.params["Wax"].size, None)
@@ -197,6 +199,7 @@ class Team(Solo):
     # (measured on the README's 2-core machine: 2x the time at 3 x 5 x 8 x 2, 1.1x at 16 x 20 x 64,
     # 0.9x at 4 x 50 x 128 and 32 x 50 x 32, 0.86x at 32 x 50 x 128 x 2).
     MIN_WORK = 25_000
+    zeros = staticmethod(shared_zeros)
 
     @staticmethod
     def worth_it(model, batch: int, seq_len: int) -> bool:
@@ -206,7 +209,7 @@ class Team(Solo):
                 and "fork" in multiprocessing.get_all_start_methods() and _blas_threads_setter() is not None)
 
     def __init__(self, model, batch: int, opt: optim.SGD):
-        """opt: the optimizer, its arrays made by shared_zeros."""
+        """opt: the optimizer, its arrays made by Team.zeros."""
         super().__init__(model, batch, opt)
         self.split = (batch + 1) // 2
         layers, parts, H = model.config.layers, model.cell.state_size, model.config.hidden

@@ -198,12 +198,9 @@ class Trainer:
 
     def __init__(self, model: Model, cfg: TrainConfig):
         self.model, self.cfg = model, cfg
-        if parallel.Team.worth_it(model, cfg.batch_size, cfg.seq_len):
-            self.opt = optim.make(cfg.optimizer, model.flat.size, model.dtype, parallel.shared_zeros)
-            self.team: parallel.Solo = parallel.Team(model, cfg.batch_size, self.opt)
-        else:
-            self.opt = optim.make(cfg.optimizer, model.flat.size, model.dtype)
-            self.team = parallel.Solo(model, cfg.batch_size, self.opt)
+        kind = parallel.Team if parallel.Team.worth_it(model, cfg.batch_size, cfg.seq_len) else parallel.Solo
+        self.opt = optim.make(cfg.optimizer, model.flat.size, model.dtype, kind.zeros)
+        self.team: parallel.Solo = kind(model, cfg.batch_size, self.opt)
         self.state = self.team.state
 
     def reset_state(self) -> None:

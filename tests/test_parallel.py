@@ -91,29 +91,31 @@ def test_a_team_trains_as_one_process_does(monkeypatch, cell, settings):
         team.close()
 
 
-@needs_fork
-def test_a_failure_in_the_worker_ends_the_step_with_one_clear_error(monkeypatch):
+@pytest.fixture
+def team_trainer(monkeypatch):
     trainer = _trainer(monkeypatch, True)
+    yield trainer
+    trainer.close()
+
+
+@needs_fork
+def test_a_failure_in_the_worker_ends_the_step_with_one_clear_error(team_trainer):
     x = np.zeros((7, 5), dtype=np.int64)
     x[:, 4] = 99  # not in the vocabulary: only the worker's sequences fail
-    try:
-        with pytest.raises(LMError, match="training worker process failed: IndexError"):
-            trainer.step(x, x, 0.01)
-    finally:
-        trainer.close()
+    with pytest.raises(LMError, match="training worker process failed: IndexError"):
+        team_trainer.step(x, x, 0.01)
 
 
 @needs_fork
-def test_a_worker_that_dies_ends_the_step_with_one_clear_error_and_close_ends_it(monkeypatch):
-    trainer = _trainer(monkeypatch, True)
+def test_a_worker_that_dies_ends_the_step_with_one_clear_error_and_close_ends_it(monkeypatch, team_trainer):
     x = np.zeros((7, 5), dtype=np.int64)
-    trainer.step(x, x, 0.01)
-    worker = trainer.team._worker
+    team_trainer.step(x, x, 0.01)
+    worker = team_trainer.team._worker
     os.kill(worker.pid, signal.SIGKILL)
     worker.join()
     with pytest.raises(LMError, match="worker process stopped"):
-        trainer.step(x, x, 0.01)
-    trainer.close()
+        team_trainer.step(x, x, 0.01)
+    team_trainer.close()
     healthy = _trainer(monkeypatch, True)
     healthy.close()
     assert not healthy.team._worker.is_alive()
