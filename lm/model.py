@@ -126,16 +126,23 @@ class Model:
             for _ in range(self.config.layers)
         ]
 
-    def prepare(self) -> list[Params]:
-        """Every layer's weights as its forward uses them; valid until the parameters change."""
-        return [self.cell.prepare(p) for p in self._layers]
+    def prepare(self, positions: int = 0) -> list[Params]:
+        """Every layer's weights as its forward uses them; valid until the parameters change.
+
+        positions: how many the weights will serve (a window's T*B; sampling and scoring: the
+        whole run's). Where that many make it pay (Embedded.worth_it), the first layer's input
+        part comes from a product with the embedding table, made here once."""
+        prepared = [self.cell.prepare(p) for p in self._layers]
+        if Embedded.worth_it(positions, self.params["Wax"]):
+            prepared[0]["P"] = Embedded.table_product(prepared[0]["W_xb"], self.params["Wax"])
+        return prepared
 
     def forward(self, ids: np.ndarray, state: State, prepared: list[Params] | None = None
                 ) -> tuple[np.ndarray, State, Cache]:
         """ids (T, B) -> logits (T, B, V), the state after step T, and the cache for backward.
 
-        prepared: from `prepare()`, for callers that run many short windows with unchanged
-        weights (sampling); made afresh when not given.
+        prepared: from `prepare(positions)`, for callers that run many short windows with
+        unchanged weights (sampling); made afresh when not given.
         """
         a, new_state, caches = self.run_layers(ids, state, prepared)
         a1 = self._with_ones(a)
@@ -147,8 +154,9 @@ class Model:
         """The recurrent part of forward: ids (T, B) -> the top layer's a<1..T> (T, B, H), the
         state after step T, and the layers' caches. `logits` finishes the job; the scorer runs
         the two apart so that one window's softmax overlaps the next window's time loop."""
+        prepared = prepared or self.prepare(ids.size)
         Wax = self.params["Wax"]
-        if Embedded.worth_it(ids, Wax):
+        if "P" in prepared[0]:
             x = Embedded(ids, Wax)
         else:
             x = Wax[ids]  # (T, B, E): W_ax times one-hot x<t>, as a row lookup
@@ -156,7 +164,7 @@ class Model:
             if zero.any():
                 x[zero] = 0.0
         caches, new_state = [], []
-        for q, s in zip(prepared or self.prepare(), state):
+        for q, s in zip(prepared, state):
             x, s, cache = self.cell.forward(q, x, s)
             caches.append(cache)
             new_state.append(s)

@@ -113,7 +113,7 @@ def _draws(model: Model, start: list[int], n: int, drawing: Drawing, eos: int | 
     """Token ids for n sequences at once, one (n,) array per step, without end: from the zero
     state, read `start` (x<1> and the primer), then feed each draw back as the next input."""
     x = np.repeat(np.array(start, dtype=np.int32)[:, None], n, axis=1)
-    prepared = model.prepare()
+    prepared = model.prepare(n * (len(start) + DEFAULT_TOKENS))  # the limits count characters or words: a guess
     logits, state, _ = model.forward(x, model.zero_state(n), prepared)
     step = 0
     while True:

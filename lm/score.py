@@ -172,7 +172,7 @@ def stream_nats(model: Model, ids: np.ndarray, start_id: int, batch_size: int = 
     y[:N] = ids
     xs, ys = x.reshape(B, n).T, y.reshape(B, n).T
     state = model.zero_state(B)
-    prepared = model.prepare()
+    prepared = model.prepare(N)
 
     def window_nats(a: np.ndarray, y_window: np.ndarray) -> tuple[float, float]:
         logp = _picked(model, a, y_window)

@@ -95,6 +95,20 @@ def test_cells_compute_the_notes_equations(cell, V, gain):
     np.testing.assert_allclose(a, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_weights_prepared_for_a_long_run_pick_from_the_table_product_made_once(cell):
+    """Sampling and scoring prepare once for the whole run: one short window then picks the input
+    part from the table product made by prepare, and gets what the plain product gives."""
+    model = _model(cell, V=4, dtype=np.float64)
+    ids = np.array([[2, -1, 0]])  # one step of three sequences, one of them padding
+    once = model.prepare(positions=10_000)
+    assert "P" in once[0] and "P" not in model.prepare(positions=ids.size)[0]
+    a, _, caches = model.run_layers(ids, model.zero_state(3), once)
+    plain, _, plain_caches = model.run_layers(ids, model.zero_state(3))
+    assert isinstance(caches[0].x, Embedded) and not isinstance(plain_caches[0].x, Embedded)
+    np.testing.assert_allclose(a, plain, rtol=1e-12, atol=1e-14)
+    assert "P" not in _model(cell, V=40).prepare(positions=10**9)[0]  # vocabulary over the embedding size
+
 def test_float32_agrees_with_float64():
     m64 = _model("gru", dtype=np.float64)
     m32 = m64.astype(np.float32)
