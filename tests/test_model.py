@@ -12,7 +12,7 @@ from lm.cells import Embedded
 from lm.config import ModelConfig, TokenizerConfig, TrainConfig
 from lm.data import Batches, split_tail
 from lm.model import Model
-from lm.ops import softmax
+from lm.ops import target_logprobs
 from lm.sample import choice, sample, sample_many
 from lm.score import logprobs, rank, score_sentence, score_stream, stream_nats
 from lm.tokenizer import Tokenizer
@@ -219,11 +219,21 @@ def test_training_loss_falls_and_the_corpus_is_learned(word_model):
     assert ckpt.meta["best_valid_loss"] == pytest.approx(result.best_valid_loss)
 
 
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """ŷ = softmax(logits), written plainly in float64: the reference for the fused versions."""
+    e = np.exp(logits.astype(np.float64) - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def test_next_token_probabilities_sum_to_one(word_model):
+    """The scorer's fused log-softmax, asked for every possible next token at each position."""
     ckpt, _ = word_model
     ids = np.array([[ckpt.tokenizer.start_id, 3, 4, 5]]).T
     logits, _, _ = ckpt.model.forward(ids, ckpt.model.zero_state(1))
-    np.testing.assert_allclose(softmax(logits.astype(np.float64)).sum(axis=-1), 1.0, rtol=1e-12)
+    T, V = len(ids), logits.shape[-1]
+    every = target_logprobs(np.repeat(logits.reshape(T, V), V, axis=0), np.tile(np.arange(V), T))
+    np.testing.assert_allclose(np.exp(every).reshape(T, V).sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.exp(every).reshape(T, V), _softmax(logits.reshape(T, V)), rtol=1e-5, atol=1e-9)
 
 
 def test_sentence_logprob_is_the_sum_of_its_token_logprobs(word_model):
@@ -237,7 +247,7 @@ def test_sentence_logprob_is_the_sum_of_its_token_logprobs(word_model):
     for t in s.tokens:
         logits, state, _ = model.forward(np.array([[prev]]), state)
         prev = tok.index[t]
-        total += math.log(softmax(logits[0, 0].astype(np.float64))[prev])
+        total += math.log(_softmax(logits[0, 0])[prev])
     assert s.logprob == pytest.approx(total, rel=1e-5)
     assert s.perplexity == pytest.approx(math.exp(-total / 8), rel=1e-5)
 
