@@ -86,7 +86,7 @@ class Drawing:
         if self.top_p is not None and self.top_p < 1:
             order = np.argsort(-p, axis=1)
             ranked = np.take_along_axis(p, order, axis=1)
-            before = np.cumsum(ranked, axis=1, dtype=np.float64) - ranked  # the mass of the more probable tokens
+            before = np.cumsum(ranked.astype(np.float64), axis=1) - ranked  # the mass of the more probable tokens
             ranked[before >= self.top_p * ranked.sum(axis=1, keepdims=True, dtype=np.float64)] = 0.0
             np.put_along_axis(p, order, ranked, axis=1)
         return choice(rng, p)
