@@ -373,6 +373,8 @@ def _scored(lm_model: LanguageModel, texts: Iterator[str], no_eos: bool, unk: st
 
 def _sentences(args: list[str], file: Path | None, encoding: str, errors: str) -> Iterator[str]:
     """The sentences to score, lazily: arguments, then --file's lines; stdin's for "-" or a pipe."""
+    if args == ["-"] and file is not None:
+        raise ConfigError("give - (standard input) or --file, not both")
     from_stdin = args == ["-"] or (not args and file is None and not sys.stdin.isatty())
     if not args and file is None and not from_stdin:
         raise ConfigError("give sentences to score, --file FILE, or pipe them in (- reads stdin)")

@@ -55,6 +55,7 @@ def test_score_dash_and_file_and_arguments(tmp_path, char_model):
     streamed = run_lm("score", "-m", char_model, "-f", "s.txt", cwd=tmp_path)
     assert streamed.stdout.splitlines()[1].endswith("the cat sat on the mat.")
     assert_one_line_error(run_lm("score", "-m", char_model, cwd=tmp_path), "no sentences", code=1)  # empty stdin
+    assert_one_line_error(run_lm("score", "-", "-m", char_model, "-f", "s.txt", cwd=tmp_path), "not both", code=2)
 
 
 def test_no_eos_log10_and_bits(tmp_path, word_model):
