@@ -13,6 +13,7 @@ from .tokenizer import Tokenizer, knows_line
 DEFAULT_TOKENS = 200  # the limit when none is given
 TOKENS_PER_WORD_CAP = 100  # a word limit also stops here, for models that rarely draw a space
 NOVEL_ROUNDS = 100  # --novel: batches drawn before giving up on new sequences
+MAX_BATCH = 1024  # sequences drawn side by side; -n 10**8 would otherwise ask for a state of 10**8 rows
 
 
 @dataclass(frozen=True)
@@ -253,8 +254,9 @@ def draw_many(model: Model, tokenizer: Tokenizer, num: int, *, chars: int | None
               top_p: float | None = None, prime: str = "", seed: int | np.random.Generator | None = None,
               stop: Sequence[str] = (), min_length: int = 0, unk: str | None = None, no_unk: bool = False,
               greedy: bool = False, novel: np.ndarray | None = None) -> Iterator[tuple[int, str]]:
-    """`num` sequences drawn side by side as one batch (much faster than one after another), each
-    yielded as (index, text) the moment it is complete, primer first; the settings of `sample`."""
+    """`num` sequences drawn side by side (much faster than one after another; MAX_BATCH at a
+    time), each yielded as (index, text) the moment it is complete, primer first; the settings
+    of `sample`."""
     if num < 1:
         raise ConfigError(f"--num must be at least 1, not {num}")
     s = _setup(tokenizer, chars, words, tokens, temperature, top_k, top_p, prime, seed, min_length, unk, no_unk,
@@ -290,6 +292,13 @@ def _many(model, tokenizer, num: int, s: _Setup, stop, novel) -> Iterator[tuple[
 
 
 def _batch(model, tokenizer, indices, s: _Setup, stop) -> Iterator[tuple[int, str]]:
+    """len(indices) sequences, each yielded with its index when complete: MAX_BATCH at a time
+    side by side, so that memory stays bounded however many are asked for."""
+    for start in range(0, len(indices), MAX_BATCH):
+        yield from _side_by_side(model, tokenizer, indices[start : start + MAX_BATCH], s, stop)
+
+
+def _side_by_side(model, tokenizer, indices, s: _Setup, stop) -> Iterator[tuple[int, str]]:
     """One batch of len(indices) sequences, each yielded with its index when complete."""
     if not stop and s.limits.chars is None and s.limits.words is None:
         yield from _batch_of_tokens(model, tokenizer, indices, s)
@@ -307,7 +316,7 @@ def _batch(model, tokenizer, indices, s: _Setup, stop) -> Iterator[tuple[int, st
 
 
 def _batch_of_tokens(model, tokenizer, indices, s: _Setup) -> Iterator[tuple[int, str]]:
-    """`_batch` when only tokens are counted: each sequence ends at its first <EOS> or its
+    """`_side_by_side` when only tokens are counted: each sequence ends at its first <EOS> or its
     token_cap-th token, which whole-batch array operations can tell, so a step costs no Python
     work per sequence; a sequence's text is made once, when it ends."""
     cap, eos = s.limits.token_cap, tokenizer.eos_id

@@ -1,5 +1,6 @@
 """The model, batching, clipping, sampler, scorer and training, through the library's API."""
 
+import importlib
 import math
 import warnings
 
@@ -441,6 +442,19 @@ def test_sample_many_draws_side_by_side_within_the_limits():
     assert 0 in lengths and len(lengths) > 2  # each row stops at its own <EOS>
     with pytest.raises(lm.ConfigError, match="--num"):
         sample_many(model, tok, 0)
+
+
+@pytest.mark.parametrize("limits", [{"tokens": 9}, {"chars": 9}])  # the whole-batch path and the per-text one
+def test_many_sequences_are_drawn_a_bounded_batch_at_a_time(monkeypatch, limits):
+    tok = Tokenizer.fit("ab cd\n", TokenizerConfig(tokenizer="char"))
+    model = _model("lstm", V=len(tok), layers=1)
+    sampling, sizes = importlib.import_module("lm.sample"), []  # lm.sample is the function
+    draws = sampling._draws
+    monkeypatch.setattr(sampling, "_draws", lambda model, start, n, *rest: sizes.append(n) or draws(model, start, n, *rest))
+    monkeypatch.setattr(sampling, "MAX_BATCH", 3)
+    texts = sample_many(model, tok, 7, seed=5, **limits)
+    assert sizes == [3, 3, 1]
+    assert len(texts) == 7 and all(len(t) == 9 for t in texts) and len(set(texts)) > 3
 
 
 def test_token_limits_alone_take_the_whole_batch_path_and_draw_the_same(word_model):
