@@ -177,7 +177,7 @@ class Solo:
         return _sum_parts(self.model.grad, None, self._live, max_value)
 
     def update(self, lr: float, scale: float) -> None:
-        _apply(self.opt, self.opt.advance(lr), self.model, self.model.grad, scale, self._live)
+        _apply(self.opt, self.opt.advance(lr), self.model.flat, self.model.grad, scale, self._live)
 
     def close(self) -> None:
         pass
@@ -255,7 +255,7 @@ class Team(Solo):
     def update(self, lr: float, scale: float) -> None:
         rate = self.opt.advance(lr)
         self._talk(("update", rate, scale))
-        _apply(self.opt, rate, self.model, self.model.grad, scale, self._live)
+        _apply(self.opt, rate, self.model.flat, self.model.grad, scale, self._live)
         self._answer()  # the next step reads the worker's part of the weights
 
     def _talk(self, job: tuple) -> None:
@@ -295,9 +295,9 @@ def _sum_parts(grad: np.ndarray, other: np.ndarray | None, parts: list, max_valu
     return squares, clipped
 
 
-def _apply(opt: optim.SGD, rate: float, model, grad: np.ndarray, scale: float, parts: list) -> None:
+def _apply(opt: optim.SGD, rate: float, theta: np.ndarray, grad: np.ndarray, scale: float, parts: list) -> None:
     for part in parts:
-        opt.apply(rate, model.flat, grad, scale, part)
+        opt.apply(rate, theta, grad, scale, part)
 
 
 def _serve(model, grad: np.ndarray, state: list, opt: optim.SGD, parts: list, conn) -> None:
@@ -323,7 +323,7 @@ def _serve(model, grad: np.ndarray, state: list, opt: optim.SGD, parts: list, co
                         reply = _sum_parts(theirs, grad, parts, *args)
                     else:
                         rate, scale = args
-                        reply = _apply(opt, rate, model, theirs, scale, parts)
+                        reply = _apply(opt, rate, model.flat, theirs, scale, parts)
                 except Exception as e:  # handed to the parent, which ends the run with it
                     reply = f"{type(e).__name__}: {e}"
                 conn.send(reply)
