@@ -22,7 +22,7 @@ from rich.text import Text
 from . import __version__, card
 from .api import LanguageModel, load
 from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
-from .data import read_text
+from .data import lines, read_stdin, read_text
 from .errors import ConfigError, LMError
 from .score import SentenceScore, rank
 from .tokenizer import EOS, UNK_POLICIES
@@ -73,7 +73,7 @@ class ErrorsKind(str, Enum):
 
 
 ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Model file (.npz).")]
-EncodingOpt = Annotated[str, typer.Option(help="Text encoding of the input files.")]
+EncodingOpt = Annotated[str, typer.Option(help="Text encoding of the input files and of standard input.")]
 ErrorsOpt = Annotated[ErrorsKind, typer.Option(
     help="Bytes not valid in --encoding: strict stops with their offset, replace reads them as U+FFFD, "
          "ignore drops them.")]
@@ -255,6 +255,8 @@ def sample(
     greedy: Annotated[bool, typer.Option("--greedy", help="Take the most probable token each step.")] = False,
     novel: Annotated[bool, typer.Option(
         "--novel", help="--lines models: draw again any sequence that is a line of the training data.")] = False,
+    encoding: EncodingOpt = "utf-8",
+    errors: ErrorsOpt = ErrorsKind.strict,
     json_out: JsonOpt = False,
 ) -> None:
     """Draw text from a model, printed as it is drawn (each of -n N as it is complete).
@@ -264,7 +266,8 @@ def sample(
     if prime_file is not None:
         if prime:
             raise ConfigError("give --prime or --prime-file, not both")
-        prime = sys.stdin.read() if str(prime_file) == "-" else read_text(prime_file)
+        prime = ("".join(read_stdin(encoding, errors.value)) if str(prime_file) == "-"
+                 else read_text(prime_file, encoding, errors.value))
     lm_model = load(model)
     options = dict(chars=chars, words=words, tokens=tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, seed=seed, stop=stop or (), min_length=min_length, unk=unk and unk.value,
@@ -379,9 +382,8 @@ def _sentences(args: list[str], file: Path | None, encoding: str, errors: str) -
     if not args and file is None and not from_stdin:
         raise ConfigError("give sentences to score, --file FILE, or pipe them in (- reads stdin)")
     if from_stdin:
-        return (line.rstrip("\r\n") for line in sys.stdin if line.strip())
-    lines = [line for line in read_text(file, encoding, errors).splitlines() if line.strip()] if file else []
-    return iter(args + lines)
+        return lines(read_stdin(encoding, errors))
+    return iter(args + (list(lines(read_text(file, encoding, errors))) if file else []))
 
 
 def _colour() -> bool:

@@ -1,6 +1,9 @@
 """Corpus files in, token streams split and cut into (T, B) windows for truncated BPTT."""
 
-from collections.abc import Iterator
+import codecs
+import io
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +20,7 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
     errors: what to do with bytes that are not valid in `encoding`: stop (strict), decode them
     as U+FFFD (replace) or drop them (ignore).
     """
-    if errors not in ERRORS:
-        raise ConfigError(f"--errors must be one of {', '.join(ERRORS)}, not {errors!r}")
+    _check_decoding(encoding, errors)
     path = Path(path)
     if not path.exists():
         raise LMError(f"{path}: no such file")
@@ -36,11 +38,45 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
     except UnicodeDecodeError as e:
         raise LMError(f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset {e.start}; "
                       f"give its --encoding, or --errors replace") from None
-    except LookupError:
-        raise LMError(f"unknown encoding {encoding!r}") from None
     if not text.strip():
         raise LMError(f"{path} is empty; give a file with some text")
     return text
+
+
+def read_stdin(encoding: str = "utf-8", errors: str = "strict") -> Iterator[str]:
+    """Standard input decoded as read_text decodes a file (not as the locale says), lazily: a
+    line at a time, with its line end, each as it arrives down a pipe."""
+    _check_decoding(encoding, errors)
+    binary = getattr(sys.stdin, "buffer", None)
+    return _decoded(binary, encoding, errors) if binary is not None else iter(sys.stdin)
+
+
+def _decoded(binary, encoding: str, errors: str) -> Iterator[str]:
+    stream = io.TextIOWrapper(binary, encoding, errors, newline="")
+    try:
+        yield from stream
+    except UnicodeDecodeError as e:
+        raise LMError(f"standard input is not valid {encoding}: byte 0x{e.object[e.start]:02x}; "
+                      f"give its --encoding, or --errors replace") from None
+    finally:
+        stream.detach()  # closing the wrapper would close standard input
+
+
+def _check_decoding(encoding: str, errors: str) -> None:
+    if errors not in ERRORS:
+        raise ConfigError(f"--errors must be one of {', '.join(ERRORS)}, not {errors!r}")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise LMError(f"unknown encoding {encoding!r}") from None
+
+
+def lines(text: str | Iterable[str]) -> Iterator[str]:
+    """The lines of a text, or of read_stdin, that are not blank, without their line ends. Both
+    end lines at \\n, \\r\\n or \\r, so a file and the same bytes piped in give the same lines."""
+    if isinstance(text, str):
+        text = io.StringIO(text, newline="")
+    return (line.rstrip("\r\n") for line in text if line.strip())
 
 
 def inputs_for(ids: np.ndarray, start_id: int) -> np.ndarray:

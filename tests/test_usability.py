@@ -58,6 +58,35 @@ def test_score_dash_and_file_and_arguments(tmp_path, char_model):
     assert_one_line_error(run_lm("score", "-", "-m", char_model, "-f", "s.txt", cwd=tmp_path), "not both", code=2)
 
 
+def _lm_bytes(*args, cwd, data: bytes):
+    return subprocess.run([sys.executable, "-m", "lm", *map(str, args)], input=data, capture_output=True, cwd=cwd)
+
+
+def test_piped_text_is_decoded_and_split_into_lines_as_a_file_is(tmp_path, char_model):
+    """--encoding and --errors apply to standard input too (it was read in the locale's way), and
+    a file's lines are the lines the same bytes give piped in."""
+    data = "the café sat\r\nthe dog\rthe bird\u2028sang\n\n".encode("utf-8")
+    (tmp_path / "s.txt").write_bytes(data)
+    from_file = run_lm("score", "-m", char_model, "-f", "s.txt", "--json", cwd=tmp_path)
+    piped = _lm_bytes("score", "-", "-m", char_model, "--json", cwd=tmp_path, data=data)
+    assert_ok(from_file)
+    assert [r["text"] for r in json_lines(from_file.stdout)] == ["the café sat", "the dog", "the bird\u2028sang"]
+    assert piped.stdout.decode() == from_file.stdout
+
+    latin1 = "the café sat\n".encode("latin-1")
+    (tmp_path / "l.txt").write_bytes(latin1)
+    as_latin1 = [_lm_bytes("score", "-", "-m", char_model, "--json", "--encoding", "latin-1", cwd=tmp_path, data=latin1),
+                 _lm_bytes("score", "-m", char_model, "--json", "--encoding", "latin-1", "-f", "l.txt", cwd=tmp_path,
+                           data=b"")]
+    assert [json_lines(r.stdout.decode())[0]["text"] for r in as_latin1] == ["the café sat"] * 2
+    refused = _lm_bytes("score", "-", "-m", char_model, cwd=tmp_path, data=latin1)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr.decode()
+    assert refused.stderr.decode().strip() == (
+        "lm: error: standard input is not valid utf-8: byte 0xe9; give its --encoding, or --errors replace")
+    replaced = _lm_bytes("score", "-", "-m", char_model, "--json", "--errors", "replace", cwd=tmp_path, data=latin1)
+    assert json_lines(replaced.stdout.decode())[0]["text"] == "the caf\ufffd sat"
+
+
 def test_no_eos_log10_and_bits(tmp_path, word_model):
     whole, fragment = json_lines(run_lm("score", "-m", word_model, "the cat sat", "--json", cwd=tmp_path).stdout + "\n"
                                  + run_lm("score", "-m", word_model, "the cat sat", "--json", "--no-eos",
@@ -160,6 +189,15 @@ def test_prime_file_and_primer_on_stdin(tmp_path, char_model):
     assert from_file.stdout == from_stdin.stdout and from_file.stdout.startswith("the cat")
     assert_one_line_error(run_lm("sample", "-m", char_model, "--prime", "x", "--prime-file", "p.txt", cwd=tmp_path),
                           "not both", code=2)
+
+    (tmp_path / "l.txt").write_bytes("the café".encode("latin-1"))
+    primed = [run_lm("sample", "-m", char_model, "--prime-file", "l.txt", "--encoding", "latin-1", "--tokens", "3",
+                     "--seed", "1", cwd=tmp_path),
+              _lm_bytes("sample", "-m", char_model, "--prime-file", "-", "--encoding", "latin-1", "--tokens", "3",
+                        "--seed", "1", cwd=tmp_path, data="the café".encode("latin-1"))]
+    assert primed[0].stdout == primed[1].stdout.decode() and primed[0].stdout.startswith("the caf")
+    assert_one_line_error(run_lm("sample", "-m", char_model, "--prime-file", "l.txt", cwd=tmp_path),
+                          "not valid utf-8", "--encoding", code=1)
 
 
 @pytest.fixture(scope="module")
