@@ -1,6 +1,5 @@
 """Corpus files in, token streams split and cut into (T, B) windows for truncated BPTT."""
 
-import codecs
 import io
 import sys
 from collections.abc import Iterable, Iterator
@@ -66,9 +65,9 @@ def _check_decoding(encoding: str, errors: str) -> None:
     if errors not in ERRORS:
         raise ConfigError(f"--errors must be one of {', '.join(ERRORS)}, not {errors!r}")
     try:
-        codecs.lookup(encoding)
+        b"\0".decode(encoding, "replace")  # LookupError for unknown names and for codecs like rot13
     except LookupError:
-        raise LMError(f"unknown encoding {encoding!r}") from None
+        raise LMError(f"unknown text encoding {encoding!r}") from None
 
 
 def lines(text: str | Iterable[str]) -> Iterator[str]:

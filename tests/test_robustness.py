@@ -304,6 +304,18 @@ def test_encoding_and_errors_options_read_what_strict_utf8_refuses(tmp_path):
     assert "\ufffd" in lm.load(tmp_path / "r.npz").tokenizer.tokens
 
 
+@pytest.mark.parametrize("encoding", ["no-such-codec", "rot13"])  # rot13: a codec, but not bytes to text
+def test_an_unknown_encoding_is_one_line_wherever_text_is_read(tmp_path, char_model, encoding):
+    (tmp_path / "s.txt").write_text("the cat\n")
+    runs = [["train", "s.txt", "-m", "new.npz"], ["eval", "s.txt", "-m", char_model],
+            ["score", "-f", "s.txt", "-m", char_model], ["sample", "--prime-file", "s.txt", "-m", char_model]]
+    for args in runs:
+        assert_one_line_error(run_lm(*args, "--encoding", encoding, cwd=tmp_path), "unknown text encoding", code=1)
+    piped = subprocess.run([sys.executable, "-m", "lm", "score", "-", "-m", str(char_model), "--encoding", encoding],
+                           input="the cat\n", capture_output=True, text=True, cwd=tmp_path)
+    assert_one_line_error(piped, "unknown text encoding", code=1)
+
+
 @pytest.mark.parametrize("tokenizer", ["char", "word"])
 def test_a_single_ten_megabyte_line(tmp_path, tokenizer):
     words = np.random.default_rng(0).choice(["the", "cat", "sat", "on", "a", "mat", "."], 2_000_000)
