@@ -156,8 +156,10 @@ class Solo:
 
     zeros = staticmethod(np.zeros)  # what the optimizer's arrays are made with
 
-    def __init__(self, model, batch: int, opt: optim.SGD):
-        self.model, self.opt, self.state = model, opt, model.zero_state(batch)
+    def __init__(self, model, batch: int, opt: optim.SGD, state: list | None = None):
+        """state: the carried state's arrays, when they must live elsewhere (Team's shared memory)."""
+        self.model, self.opt = model, opt
+        self.state = state if state is not None else model.zero_state(batch)
         self._rest = slice(0 if opt.every_parameter else model.params["Wax"].size, None)
 
     def _parts(self, x: np.ndarray) -> list:
@@ -210,13 +212,12 @@ class Team(Solo):
 
     def __init__(self, model, batch: int, opt: optim.SGD):
         """opt: the optimizer, its arrays made by Team.zeros."""
-        super().__init__(model, batch, opt)
-        self.split = (batch + 1) // 2
         layers, parts, H = model.config.layers, model.cell.state_size, model.config.hidden
+        store = shared_zeros(layers * parts * batch * H, model.dtype).reshape(layers, parts, batch, H)
+        super().__init__(model, batch, opt, [tuple(layer) for layer in store])
+        self.split = (batch + 1) // 2
         n = model.num_params()
         model.place(shared_zeros(n, model.dtype), shared_zeros(n, model.dtype))
-        store = shared_zeros(layers * parts * batch * H, model.dtype).reshape(layers, parts, batch, H)
-        self.state = [tuple(layer) for layer in store]
         self._own = [tuple(part[: self.split] for part in layer) for layer in store]
         middle = (self._rest.start + n) // 2  # the rest of the parameters split in two
         self._rest, theirs = slice(self._rest.start, middle), slice(middle, None)
