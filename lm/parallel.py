@@ -22,8 +22,9 @@ NumPy 2's wheels carry); without it, or with one core, everything runs here and 
 build measured here the setting acts process-wide, whatever its name says: only the thread that
 hands out work sets it.
 
-The thread count follows BLAS's own settings (OMP_NUM_THREADS or OPENBLAS_NUM_THREADS when
-set), within the cores this process may run on; one thread means no worker at all.
+The thread count follows BLAS's own settings, read as OpenBLAS reads them (OPENBLAS_NUM_THREADS,
+then GOTO_NUM_THREADS, then OMP_NUM_THREADS), within the cores this process may run on; one
+thread means no worker at all.
 """
 
 import contextlib
@@ -52,7 +53,7 @@ R = TypeVar("R")
 
 def threads() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "")
         if value.isdigit() and int(value) > 0:
             return min(cores, int(value))
@@ -227,7 +228,7 @@ class Team(Solo):
         worker = context.Process(
             target=_serve, name="lm-train", daemon=True,
             args=(model, self._grad, [tuple(part[self.split :] for part in layer) for layer in store], opt,
-                  [theirs], end))
+                  [theirs], end, self._conn))
         worker.start()
         end.close()
         self._worker = worker
@@ -274,7 +275,7 @@ class Team(Solo):
         except (EOFError, OSError):
             self._worker.join(timeout=1)
             raise LMError(f"the training worker process stopped (exit code {self._worker.exitcode}); "
-                          f"set OMP_NUM_THREADS=1 to train in one process") from None
+                          f"set OPENBLAS_NUM_THREADS=1 to train in one process") from None
 
     def close(self) -> None:
         self._stop()
@@ -301,9 +302,13 @@ def _apply(opt: optim.SGD, rate: float, theta: np.ndarray, grad: np.ndarray, sca
         opt.apply(rate, theta, grad, scale, part)
 
 
-def _serve(model, grad: np.ndarray, state: list, opt: optim.SGD, parts: list, conn) -> None:
-    """The worker: does as told until told to stop or this end of the pipe closes. Its own
-    gradients go to `grad`; the parent's are model.grad, as the parent placed them."""
+def _serve(model, grad: np.ndarray, state: list, opt: optim.SGD, parts: list, conn, parents_end) -> None:
+    """The worker: does as told until told to stop or the parent is gone. Its own gradients go
+    to `grad`; the parent's are model.grad, as the parent placed them."""
+    # Forked, this process holds a copy of the parent's end of the pipe: while it is open, a
+    # parent killed outright (SIGKILL, the OOM killer) never shows here as the pipe's end, and
+    # this process would live on, holding the model's lock file that the fork also handed it.
+    parents_end.close()
     for sig in (signal.SIGINT, signal.SIGTERM):  # a terminal's Ctrl-C, or systemd, signals every
         signal.signal(sig, signal.SIG_IGN)  # process of the run: the parent stops it, at a step's end
     theirs = model.grad
@@ -340,5 +345,5 @@ def _stop(conn, worker) -> None:
     conn.close()
     worker.join(timeout=5)
     if worker.is_alive():
-        worker.terminate()
+        worker.kill()  # it ignores SIGTERM (see _serve)
         worker.join()

@@ -45,7 +45,12 @@ def test_work_handed_out_from_the_worker_is_done_in_place():
 
 
 def test_blas_thread_settings_are_followed(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.delenv("GOTO_NUM_THREADS", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert parallel.threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # OpenBLAS reads it before OMP_NUM_THREADS
     assert parallel.threads() == 1
 
 

@@ -80,6 +80,21 @@ def test_a_run_split_between_two_processes_resumes_to_the_weights_of_an_uninterr
     assert len(teams) == 4 and not any(team._worker.is_alive() for team in teams)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the team forks, on Linux only")
+def test_a_damaged_resume_file_ends_its_team_too(tmp_path, corpus, monkeypatch):
+    teams = []
+    monkeypatch.setattr(parallel.Team, "MIN_WORK", 0)
+    monkeypatch.setattr(parallel, "threads", lambda: 2)
+    monkeypatch.setattr(parallel.Team, "close", lambda team, close=parallel.Team.close: (teams.append(team), close(team)))
+    result = lm.train(corpus, tmp_path / "m.npz", on_progress=_signal_at(3), **TINY)
+    ckpt = lm.load(result.resume_path)
+    ckpt.extra["state.0.0"] = ckpt.extra["state.0.0"][:1]
+    checkpoint.save(result.resume_path, ckpt)
+    with pytest.raises(lm.LMError, match="training arrays do not fit"):
+        lm.train(corpus, tmp_path / "m.npz", resume=True)
+    assert len(teams) == 2 and not any(team._worker.is_alive() for team in teams)
+
+
 def test_the_resume_file_is_a_model_you_can_sample_from(tmp_path, corpus):
     result = lm.train(corpus, tmp_path / "m.npz", on_progress=_signal_at(3), **TINY)
     ckpt = lm.load(result.resume_path)
@@ -170,6 +185,43 @@ def test_ctrl_c_in_a_terminal_reaches_the_training_worker_too_and_the_run_still_
     assert "continue with: lm train long.txt -m model.npz --resume" in rest
     assert (tmp_path / "model.resume.npz").exists()
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's new parent may never reap it; a zombie holds no files)."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+                    reason="needs Linux's /proc/PID/task/PID/children")
+def test_a_run_killed_outright_leaves_no_worker_behind_holding_the_model(tmp_path):
+    """SIGKILL (the OOM killer, kill -9) gives the parent no chance to stop its team's worker:
+    the worker must see the parent gone and end, or it would hold the model's lock for ever."""
+    (tmp_path / "long.txt").write_text(CORPUS_TEXT * 200)
+    big_enough = ["--hidden", "64", "--embed", "8", "--seq-len", "50", "--batch-size", "8"]
+    proc = subprocess.Popen([sys.executable, "-m", "lm", "train", "long.txt", *big_enough, "--epochs", "50"],
+                            cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"})
+    _wait_for(proc, "recipe:")
+    time.sleep(0.5)
+    workers = _children(proc.pid)
+    assert workers, "no worker process: the run did not split its batch"
+    proc.kill()
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    proc.stdout.close()
+    deadline = time.monotonic() + 20
+    while True:  # a process's files close a moment after it shows as a zombie: wait for the lock itself
+        try:
+            with checkpoint.Lock(tmp_path / "model.npz"):  # free for the next run
+                break
+        except lm.LMError:
+            assert time.monotonic() < deadline, "the worker outlived its parent, holding the model's lock"
+            time.sleep(0.1)
+    assert not any(map(_running, workers))
 
 
 def test_a_second_ctrl_c_quits_at_once_and_keeps_the_saved_model(tmp_path):
