@@ -361,29 +361,43 @@ class _Run:
         batches, valid_ids = _data(tokenizer, ids, valid, valid_text, cfg)
         meta["train_config"] = asdict(cfg)
         run = cls(path, tokenizer, model, batches, valid_ids, cfg, meta, rs, _kept(tokenizer, text))
-        run._load_extra(ckpt.extra, where)
+        try:
+            run._load_extra(ckpt.extra, where)
+        except BaseException:
+            run.trainer.close()  # its worker process would outlive the error, holding the model's lock
+            raise
         return run
 
+    def _training_arrays(self) -> dict[str, np.ndarray]:
+        """What a resume file keeps beside the model: the optimizer's moments, the carried state
+        and the gradient statistics, by their names in the file."""
+        arrays = _prefixed("opt.", self.trainer.opt.state())
+        for layer, parts in enumerate(self.trainer.state):
+            arrays.update({f"state.{layer}.{k}": part for k, part in enumerate(parts)})
+        if self.stats:
+            arrays.update(_prefixed("grad_stats.", self.stats.state()))
+        return arrays
+
     def _load_extra(self, extra: dict, where: Path) -> None:
-        """The optimizer's moments, the carried state and the gradient statistics of a resume file."""
+        """The arrays of `_training_arrays`, from a resume file."""
         trainer = self.trainer
+        # Checked first: a wrong shape that broadcasts (one row of state for a batch) would load.
+        wrong = [k for k, v in self._training_arrays().items() if k not in extra or extra[k].shape != v.shape]
         try:
+            if wrong:
+                raise ValueError(", ".join(wrong))
             trainer.opt.load(_unprefixed("opt.", extra))
             for layer, parts in enumerate(trainer.state):
                 for k, part in enumerate(parts):
                     part[:] = extra[f"state.{layer}.{k}"]
             if self.stats:
                 self.stats.load(_unprefixed("grad_stats.", extra))
-        except (KeyError, ValueError) as e:
+        except (TypeError, ValueError) as e:
             raise LMError(f"{where} is damaged: its training arrays do not fit the model ({e})") from None
 
     def _save_resume(self) -> Path:
         where = checkpoint.resume_path(self.path)
-        extra = {**self.kept, **_prefixed("opt.", self.trainer.opt.state())}
-        for layer, parts in enumerate(self.trainer.state):
-            extra.update({f"state.{layer}.{k}": part for k, part in enumerate(parts)})
-        if self.stats:
-            extra.update(_prefixed("grad_stats.", self.stats.state()))
+        extra = {**self.kept, **self._training_arrays()}
         self.rs.wall_time = self._wall()
         meta = {**self.meta, "resume": asdict(self.rs)}
         checkpoint.save(where, Checkpoint(self.model, self.tokenizer, meta, extra))
