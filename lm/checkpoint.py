@@ -176,7 +176,8 @@ def load(path: str | Path) -> Checkpoint:
     tokenizer = Tokenizer.from_dict(meta["tokenizer"])
     # Check the sizes the metadata claims against the arrays before building anything that big.
     sizes = {"Wax": (config.vocab, config.embed), "Wya": (config.hidden, config.vocab)}
-    if len(tokenizer) != config.vocab or any(
+    layer_arrays = sum(name.startswith("layers.") for name in arrays)  # W, b and maybe p per layer
+    if len(tokenizer) != config.vocab or layer_arrays != config.layers * (3 if config.peephole else 2) or any(
         name not in arrays or arrays[name].shape != shape for name, shape in sizes.items()
     ):
         raise LMError(f"{path} is damaged: its arrays do not match its configuration")

@@ -6,6 +6,8 @@ and from Python: a ConfigError naming the flag.
 """
 
 import math
+import numbers
+import typing
 from dataclasses import dataclass, field, fields
 
 from .errors import ConfigError
@@ -17,6 +19,25 @@ def _positive(default, **meta):
     return field(default=default, metadata={"min": 1, **meta})
 
 
+def _kind(f) -> type:
+    """A field's type, None left out of `int | None`."""
+    return next((t for t in typing.get_args(f.type) if t is not type(None)), f.type)
+
+
+def _typed(value, kind: type, flag: str):
+    """value as the field's own type: whole numbers for int fields (a NumPy integer becomes an
+    int), any real number for float fields; what a model file's JSON could smuggle in (6.0
+    hidden units, true for a layer count) is refused."""
+    if kind is bool or kind is str:
+        if not isinstance(value, kind):
+            raise ConfigError(f"{flag} must be {'true or false' if kind is bool else 'a string'}, not {value!r}")
+        return value
+    number = numbers.Integral if kind is int else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, number):
+        raise ConfigError(f"{flag} must be a {'whole ' if kind is int else ''}number, not {value!r}")
+    return kind(value)
+
+
 def _check(obj) -> None:
     for f in fields(obj):
         value = getattr(obj, f.name)
@@ -24,6 +45,8 @@ def _check(obj) -> None:
         meta = f.metadata
         if value is None:
             continue
+        value = _typed(value, _kind(f), flag)
+        object.__setattr__(obj, f.name, value)  # the dataclasses are frozen
         if "choices" in meta and value not in meta["choices"]:
             raise ConfigError(f"{flag} must be one of {', '.join(meta['choices'])}, not {value!r}")
         if isinstance(value, float) and not math.isfinite(value):

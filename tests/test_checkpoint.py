@@ -204,6 +204,26 @@ def test_load_refuses_damaged_metadata_without_building_it(saved, change):
         lm.load(saved)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"hidden": 10**6}, {"layers": 10**6}, {"layers": 3}, {"hidden": 6.0}, {"layers": True}, {"embed": "4"}],
+    ids=["huge-hidden", "a-million-layers", "a-layer-too-many", "fractional-hidden", "boolean-layers", "text-embed"],
+)
+def test_load_refuses_a_model_configuration_its_arrays_do_not_fit_before_building_it(saved, change, monkeypatch):
+    """The file's own vocabulary this time, so that only the changed entry is wrong."""
+    true_config, init = make_checkpoint().model.config, Model.init.__func__
+
+    def only_the_true_size(cls, config, *args, **kwargs):
+        assert config == true_config, f"load built a model of the claimed size, {config}"
+        return init(cls, config, *args, **kwargs)
+
+    monkeypatch.setattr(Model, "init", classmethod(only_the_true_size))
+    model = json.loads(np.load(saved)["__meta__"].tobytes())["model"]
+    _rewrite_meta(saved, model={**model, **change})
+    with pytest.raises(lm.LMError, match="damaged"):
+        lm.load(saved)
+
+
 def test_load_refuses_a_vocabulary_of_non_strings(saved):
     tok = json.loads(np.load(saved)["__meta__"].tobytes())["tokenizer"]
     _rewrite_meta(saved, tokenizer={**tok, "tokens": list(range(len(tok["tokens"])))})
