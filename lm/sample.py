@@ -198,9 +198,9 @@ def _setup(tokenizer, chars, words, tokens, temperature, top_k, top_p, prime, se
     limits = Limits(chars, words, tokens)
     drawing = Drawing(temperature, top_k, top_p, greedy, min_length, tokenizer.unk_id if no_unk else None)
     rng = generator(seed)
-    prime_ids = tokenizer.ids(tokenizer.split(prime), unk)[0] if prime else []
-    prev = tokenizer.tokens[prime_ids[-1]] if prime_ids else None
-    return _Setup(limits, drawing, rng, [tokenizer.start_id, *prime_ids], tokenizer.decode(prime_ids), prev)
+    prime_ids = tokenizer.encode_prefix(prime, unk)[0] if prime else []
+    prev = tokenizer.tokens[prime_ids[-1]] if prime_ids and prime_ids[-1] != tokenizer.eos_id else None
+    return _Setup(limits, drawing, rng, [tokenizer.start_id, *prime_ids], tokenizer.decode(prime_ids, eos="\n"), prev)
 
 
 def sample(

@@ -137,6 +137,22 @@ class Tokenizer:
             ids.append(self.eos_id)
         return ids, unknown
 
+    def encode_prefix(self, text: str, unk: str | None = None) -> tuple[list[int], int]:
+        """Text for the model to continue (a primer) as ids, read as `encode` reads a corpus: a
+        word or --lines model ends every line that has its break with <EOS> (blank lines left
+        out); the last line, without one, stays open. And the unknown count (see `ids`)."""
+        if self.kind == "char" and not self.lines:
+            return self.ids(self.split(text), unk)
+        ids: list[int] = []
+        unknown = 0
+        for line in text.splitlines(keepends=True):
+            body = line.splitlines()[0]
+            if body.strip():
+                line_ids, line_unknown = self.encode_sentence(body, eos=len(body) < len(line), unk=unk)
+                ids += line_ids
+                unknown += line_unknown
+        return ids, unknown
+
     def line_hashes(self, text: str) -> np.ndarray:
         """A compact record of a --lines corpus: sorted 64-bit hashes of its lines as the model
         prints them (no text), so a sample can be recognised as a copy of a training line."""
@@ -182,13 +198,17 @@ class Tokenizer:
                 unknown += line_unknown
         return np.asarray(ids, dtype=np.int32), unknown
 
-    def decode(self, ids, prev: str | None = None) -> str:
+    def decode(self, ids, prev: str | None = None, eos: str = "") -> str:
         """Readable text: characters joined; words joined by spaces, none before punctuation.
-        prev: the token printed just before, when the text continues one."""
-        eos = self.eos_id
+        prev: the token printed just before, when the text continues one. eos: what an <EOS>
+        prints as (a primer's line breaks); a sentence after it starts afresh."""
+        eos_id = self.eos_id
         out = []
         for i in ids:
-            if i != eos:
+            if i == eos_id:
+                out.append(eos)
+                prev = None
+            else:
                 out.append(self.piece(prev, self.tokens[i]))
                 prev = self.tokens[i]
         return "".join(out)
