@@ -13,7 +13,7 @@ def sum_of_squares(grad: np.ndarray, max_value: float | None) -> tuple[float, bo
     clipping by value; 0 or None turns it off), then Σ g². Returns that and whether any element
     was clipped. Made on parts of the gradient, the sums add up (parallel.Team)."""
     clipped = False
-    if max_value:
+    if max_value and grad.size:  # a part may be empty: no embedding rows in a window of x<1> = 0 only
         clipped = bool(np.abs(grad).max() > max_value)
         np.clip(grad, -max_value, max_value, out=grad)
     return float(np.dot(grad, grad)), clipped
@@ -91,7 +91,7 @@ class Adam(SGD):
         grad += self.eps
         np.divide(m, grad, out=grad)
         grad *= rate
-        theta[part] -= grad  # θ <- θ - lr m̂ / (√v̂ + ε)
+        theta[part] -= grad  # θ <- θ - α_t m / (√v + ε̂), α_t = lr √(1 - β2^t) / (1 - β1^t)
 
     def state(self) -> dict[str, np.ndarray]:
         """The moments and the step count, as arrays (the live ones: copy to keep them)."""

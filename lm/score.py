@@ -102,7 +102,7 @@ def score_sentence(model: Model, tokenizer: Tokenizer, text: str, *, no_eos: boo
     """Score one sentence from a<0> = 0, counting its <EOS> where the model has one unless no_eos
     (a fragment). unk: the policy for tokens outside the vocabulary (Tokenizer.ids)."""
     ids, unknown = tokenizer.encode_sentence(text, eos=not no_eos, unk=unk)
-    if not text.strip() or not ids:
+    if not text.strip() or ids in ([], [tokenizer.eos_id]):  # every token left out: <EOS> alone is no sentence
         raise LMError(f"nothing to score in {text!r}")
     y = np.asarray(ids, dtype=np.int32)
     x = inputs_for(y, tokenizer.start_id)

@@ -96,12 +96,13 @@ def test_gradient_check_catches_a_wrong_gradient():
 
 
 def test_softmax_cross_entropy_is_stable_for_huge_logits():
-    """Logits far beyond exp's float32 range give the same loss and gradient as shifted ones."""
+    """Logits beyond exp's float32 range (e^89 overflows, e^-104 underflows), near its edge or
+    far past it, give the same loss and gradient as shifted ones."""
     rng = np.random.default_rng(3)
     small = rng.normal(size=(5, 9)).astype(np.float32)
     y = rng.integers(0, 9, 5)
     loss, grad = softmax_cross_entropy(small.copy(), y, scale=0.5)
-    for shift in (1000.0, -1000.0):
+    for shift in (70.0, 87.0, 95.0, -95.0, -110.0, 1000.0, -1000.0):
         big_loss, big_grad = softmax_cross_entropy(small + np.float32(shift), y, scale=0.5)
         assert np.isfinite(big_loss) and big_loss == pytest.approx(loss, rel=1e-4)
         np.testing.assert_allclose(big_grad, grad, atol=1e-4)

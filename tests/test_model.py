@@ -17,6 +17,7 @@ from lm.ops import target_logprobs
 from lm.sample import choice, sample, sample_many
 from lm.score import logprobs, rank, score_sentence, score_stream, stream_nats
 from lm.tokenizer import Tokenizer
+from lm.train import Trainer
 
 CELLS = ["rnn", "gru", "lstm"]
 
@@ -140,9 +141,11 @@ def test_batches_refuse_a_corpus_shorter_than_a_batch():
 
 def test_validation_tail_starts_at_a_sentence():
     ids = np.array([5, 6, 0, 7, 8, 9, 0, 5, 0, 6, 6, 0], dtype=np.int32)
-    train, valid = split_tail(ids, 0.4, eos_id=0)
-    assert train[-1] == 0 and len(train) + len(valid) == len(ids)
+    train, valid = split_tail(ids, 0.5, eos_id=0)  # the plain cut, 6, falls inside "7 8 9"
+    assert train.tolist() == ids[:7].tolist() and valid.tolist() == ids[7:].tolist()
     assert split_tail(ids, 0.0, 0)[1].size == 0
+    last_is_long = np.array([5, 0, 6, 7, 8, 9, 9, 9, 0], dtype=np.int32)  # no sentence starts in the tail
+    assert split_tail(last_is_long, 0.3, eos_id=0)[1].tolist() == last_is_long[2:].tolist()
 
 
 def _clip(grad, max_norm, max_value):
@@ -159,6 +162,19 @@ def test_clipping_by_norm_and_by_value():
     _, scale, clipped = _clip(grad, max_norm=0, max_value=1.0)
     assert clipped and scale == 1.0 and grad.tolist() == [1.0, -1.0, 0.5]
     assert _clip(np.array([0.3]), 5.0, 1.0) == (pytest.approx(0.3), 1.0, False)
+    assert _clip(np.zeros(0), 5.0, 1.0) == (0.0, 1.0, False)  # an empty part of the gradient
+
+
+def test_clipping_by_value_in_a_window_with_no_embedding_rows():
+    """SGD updates only the embedding rows of the window's inputs; inputs that are all x<1> = 0
+    (a character model's first window at batch 1 and seq-len 1) leave none."""
+    tok = Tokenizer.fit("abc", TokenizerConfig(tokenizer="char"))
+    model = Model.init(ModelConfig(vocab=len(tok), hidden=4, embed=3), np.random.default_rng(0))
+    trainer = Trainer(model, TrainConfig(seq_len=1, batch_size=1, optimizer="sgd", clip_value=0.5))
+    x, y = np.full((1, 1), -1), np.ones((1, 1), dtype=np.int64)
+    loss, norm, _ = trainer.step(x, y, 0.1)
+    assert math.isfinite(loss) and math.isfinite(norm)
+    trainer.close()
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])
@@ -189,6 +205,22 @@ def test_adam_matches_its_definition():
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
         ref -= 0.01 * (m / (1 - 0.9**t)) / np.sqrt(v / (1 - 0.999**t))
+    np.testing.assert_allclose(ours, ref, rtol=1e-10)
+
+
+def test_adam_takes_epsilon_where_the_papers_faster_form_does():
+    """θ <- θ - α_t m / (√v + ε), α_t = α √(1 - β2^t) / (1 - β1^t); with an ε large enough to matter."""
+    rng = np.random.default_rng(2)
+    theta = rng.normal(size=20)
+    ours, ref = theta.copy(), theta.copy()
+    adam = optim.Adam(20, np.float64, eps=0.1)
+    m = v = np.zeros(20)
+    for t in range(1, 5):
+        g = rng.normal(size=20)
+        adam.step(ours, g.copy(), 0.01)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        ref -= 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 0.1)
     np.testing.assert_allclose(ours, ref, rtol=1e-10)
 
 
@@ -351,6 +383,32 @@ def test_sampler_words_limit_and_primer():
         list(sample(model, tok, prime="xyz", unk="map"))
 
 
+@pytest.mark.parametrize("config, text", [
+    (TokenizerConfig(tokenizer="word"), "the cat sat .\nthe dog ran .\n"),
+    (TokenizerConfig(tokenizer="char", lines=True), "ann\nbob\n"),
+])
+def test_a_primer_of_several_lines_is_read_as_the_training_text_was(config, text):
+    """Each line break ends a sentence with <EOS>, as `encode` reads a corpus; the last line,
+    unfinished, stays open for the model to continue, and the primer prints its line breaks."""
+    tok = Tokenizer.fit(text, config)
+    whole = tok.encode(text)[0].tolist()
+    assert tok.encode_prefix(text)[0] == whole
+    assert tok.encode_prefix(text.rstrip("\n") + "\n\n  \n")[0] == whole  # blank lines left out
+    assert tok.encode_prefix(text.rstrip("\n"))[0] == whole[:-1]
+    model = _model("gru", V=len(tok), layers=1)
+    primed = "".join(sample(model, tok, prime=text.rstrip("\n"), tokens=3, seed=1))
+    assert primed.startswith(tok.decode(whole[:-1], eos="\n")) and primed.count("\n") == 1
+
+
+def test_a_sentence_of_characters_a_lines_model_never_saw_is_not_scored():
+    tok = Tokenizer.fit("ann\nbob\n", TokenizerConfig(tokenizer="char", lines=True))
+    model = _model("gru", V=len(tok), layers=1)
+    assert score_sentence(model, tok, "ab☃").unknown == 1
+    for fragment in (False, True):
+        with pytest.raises(lm.LMError, match="nothing to score"):
+            score_sentence(model, tok, "☃☃☃", no_eos=fragment)
+
+
 def test_same_seed_same_text_and_greedy_and_no_unk(word_model):
     ckpt, _ = word_model
     model, tok = ckpt.model, ckpt.tokenizer
@@ -509,3 +567,18 @@ def test_training_reports_its_recipe_first_and_the_time_of_each_epoch(tmp_path):
     assert start.recipe == "sgd lr 0.5, x0.5 each epoch after 1, clip 5, batch 4 x 8 steps, 2 epochs"
     assert start.steps_per_epoch == sum(isinstance(i, lm.StepInfo) and i.epoch == 1 for i in seen)
     assert all(h.train_s > 0 and h.valid_s > 0 and h.elapsed_s >= h.train_s + h.valid_s for h in result.history)
+
+
+def test_settings_take_numbers_of_their_own_kind_from_python_too():
+    """The CLI's flags arrive typed; a Python caller's values (or a model file's JSON) may not."""
+    config = ModelConfig(vocab=np.int64(7), hidden=np.int32(5))
+    assert type(config.vocab) is int and type(config.hidden) is int  # JSON-ready for the model file
+    assert type(TrainConfig(lr=1).lr) is float
+    for bad, message in ((dict(hidden=6.0), "--hidden must be a whole number, not 6.0"),
+                         (dict(layers=True), "--layers must be a whole number, not True"),
+                         (dict(embed="4"), "--embed must be a whole number"),
+                         (dict(peephole=1), "--peephole must be true or false")):
+        with pytest.raises(lm.ConfigError, match=message):
+            ModelConfig(vocab=7, **bad)
+    with pytest.raises(lm.ConfigError, match="--lr must be a number, not '0.1'"):
+        TrainConfig(lr="0.1")
