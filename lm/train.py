@@ -437,7 +437,9 @@ class _Run:
         if rs.step or rs.epoch > 1:
             report(Notice(f"resuming at epoch {rs.epoch}, step {rs.step} of {len(batches)}"))
         steps = len(batches)
-        trained_before = rs.train_time + rs.epoch_time  # max_time counts this session's training only
+        # max_time counts this session's training only; at step 0 epoch_time is the last epoch's,
+        # already in train_time
+        trained_before = rs.train_time + (rs.epoch_time if rs.step else 0.0)
         snapshot, snapshot_step, failures = self._snapshot(), rs.total_steps, 0
         stopped = None
         while rs.epoch <= cfg.epochs:

@@ -475,3 +475,30 @@ def test_a_directory_that_cannot_be_synced_still_gets_its_model(tmp_path, corpus
     monkeypatch.setattr(checkpoint, "_fsync_dir", lambda directory: (_ for _ in ()).throw(OSError(errno.EINVAL, "x")))
     checkpoint.save(tmp_path / "n.npz", ckpt)
     assert lm.load(tmp_path / "n.npz").model.num_params() == ckpt.model.num_params()
+
+
+class _Clock:
+    """time for lm.train with a perf_counter that moves on a quarter second at every reading."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.25
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_max_time_of_a_resumed_session_counts_that_session_only(tmp_path, corpus, monkeypatch):
+    """Interrupted between epochs, a run resumes at step 0 of the next; the epoch before is in
+    its training time once, and --max-time gives the new session its own seconds."""
+    monkeypatch.setattr(sys.modules["lm.train"], "time", _Clock())
+    path = tmp_path / "m.npz"
+    first = lm.train(corpus, path, on_progress=_signal_at(18), **{**TINY, "epochs": 3})  # 18 steps an epoch
+    assert first.stopped == "SIGINT" and lm.load(first.resume_path).meta["resume"]["epoch"] == 2
+    again = lm.train(corpus, path, resume=True, max_time=2.0)
+    assert again.stopped == "max-time"
+    steps = lm.load(again.resume_path).meta["resume"]["total_steps"] - 18
+    assert steps == 8  # a step's reading of the clock a quarter second after the one before
