@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +43,13 @@ class Checkpoint:
 
 
 def resume_path(path: str | Path) -> Path:
-    """Where training interrupted while writing `path` keeps its state: model.npz -> model.resume.npz."""
+    """Where training interrupted while writing `path` keeps its state: model.npz ->
+    model.resume.npz; another name gets .resume after it (model -> model.resume), so that
+    `-m model` and `-m model.npz` do not share one."""
     path = Path(path)
-    return path.with_name(path.stem + ".resume" + (path.suffix or ".npz"))
+    if path.suffix == ".npz":
+        return path.with_name(path.stem + ".resume.npz")
+    return path.with_name(path.name + ".resume")
 
 
 def check_writable(path: str | Path) -> None:
@@ -61,6 +66,21 @@ def check_writable(path: str | Path) -> None:
             pass
     except OSError as e:
         raise LMError(f"cannot write the model to {path}: {directory} is not writable ({e.strerror or e})") from None
+
+
+def check_replaceable(path: str | Path) -> None:
+    """Fail now if `path` holds something other than an lm model, which training would replace:
+    `-m corpus.txt` would overwrite the corpus, or any file given by mistake."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            is_model = f"{META_KEY}.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        is_model = False
+    if not is_model:
+        raise LMError(f"{path} exists and is not an lm model; training would overwrite it: give another -m PATH")
 
 
 class Lock:

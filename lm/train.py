@@ -174,7 +174,10 @@ def train(
     resume file; the result then has stopped="SIGINT" (or "SIGTERM"). A second one stops at once.
     """
     path = Path(model_path)
+    if path.is_symlink():  # write the model it points to, not a file in the link's place
+        path = path.resolve()
     checkpoint.check_writable(path)
+    checkpoint.check_replaceable(path)
     with checkpoint.Lock(path):
         if not resume and checkpoint.resume_path(path).exists():
             raise LMError(f"{checkpoint.resume_path(path)} holds an unfinished run; continue it with --resume, "

@@ -238,6 +238,34 @@ def test_a_second_ctrl_c_quits_at_once_and_keeps_the_saved_model(tmp_path):
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
 
 
+def test_training_never_overwrites_a_file_that_is_not_a_model(tmp_path, corpus):
+    """-m naming the corpus (or any other file) by mistake must not replace it with the model."""
+    text = corpus.read_bytes()
+    (tmp_path / "data.npz").write_bytes(b"PK\x03\x04 not a model")
+    np.savez(tmp_path / "arrays.npz", x=np.arange(3))
+    for other in (corpus, tmp_path / "data.npz", tmp_path / "arrays.npz"):
+        before = other.read_bytes()
+        with pytest.raises(lm.LMError, match="exists and is not an lm model"):
+            lm.train(corpus, other, **TINY)
+        assert other.read_bytes() == before
+    assert corpus.read_bytes() == text
+    lm.train(corpus, tmp_path / "m.npz", **TINY)
+    lm.train(corpus, tmp_path / "m.npz", **TINY)  # a model may be replaced by a new one
+
+
+def test_a_symlinked_model_path_writes_the_model_it_points_to(tmp_path, corpus):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "current.npz").symlink_to(tmp_path / "models" / "v1.npz")
+    lm.train(corpus, tmp_path / "current.npz", **TINY)
+    assert (tmp_path / "current.npz").is_symlink() and lm.load(tmp_path / "models" / "v1.npz")
+
+
+def test_model_and_model_npz_keep_their_own_resume_files():
+    assert checkpoint.resume_path("model.npz").name == "model.resume.npz"
+    assert checkpoint.resume_path("model").name == "model.resume"
+    assert checkpoint.resume_path("dir/m.bin").as_posix() == "dir/m.bin.resume"
+
+
 def test_two_runs_cannot_write_the_same_model_at_once(tmp_path, corpus):
     with checkpoint.Lock(tmp_path / "m.npz"):
         with pytest.raises(lm.LMError, match="another `lm train` is writing"):
