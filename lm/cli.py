@@ -5,6 +5,7 @@ Errors the user can cause end in one line on stderr: exit 1 for runtime errors, 
 """
 
 import json
+import os
 import sys
 from dataclasses import fields
 from enum import Enum
@@ -480,5 +481,16 @@ def main() -> None:
     except MemoryError:
         _fail("out of memory; try a smaller --hidden, --batch-size, --seq-len or --num", 1)
     except BrokenPipeError:
-        sys.exit(0)
+        _reader_gone()
+    except SystemExit as e:
+        if isinstance(e.__context__, BrokenPipeError):  # click's own catch of it, which exits with 1
+            _reader_gone()
+        raise
     sys.exit(code or 0)
+
+
+def _reader_gone() -> None:
+    """Standard output's reader stopped reading (`lm sample | head`): it had what it wanted, so
+    exit with 0 and nothing on stderr, with stdout pointed at /dev/null for the final flush."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)

@@ -1,5 +1,6 @@
 """Corpus files in, token streams split and cut into (T, B) windows for truncated BPTT."""
 
+import contextlib
 import io
 import sys
 from collections.abc import Iterable, Iterator
@@ -58,7 +59,8 @@ def _decoded(binary, encoding: str, errors: str) -> Iterator[str]:
         raise LMError(f"standard input is not valid {encoding}: byte 0x{e.object[e.start]:02x}; "
                       f"give its --encoding, or --errors replace") from None
     finally:
-        stream.detach()  # closing the wrapper would close standard input
+        with contextlib.suppress(ValueError):  # standard input already closed: the generator was left at exit
+            stream.detach()  # closing the wrapper would close standard input
 
 
 def _check_decoding(encoding: str, errors: str) -> None:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -398,3 +399,43 @@ def test_a_sentence_that_cannot_be_scored_does_not_end_the_stream(tmp_path, char
     assert result.returncode == 1
     assert [line.split()[-1] for line in result.stdout.splitlines()] == ["cat", "dog"]
     assert result.stderr.strip() == "lm: error: sentence 2: nothing to score in '☃☃☃'"
+
+
+def _read_then_close(args, cwd, size, stdin=None):
+    """`lm ARGS` with its stdout read for `size` bytes and then closed, as `| head -c` does."""
+    proc = subprocess.Popen([sys.executable, "-m", "lm", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+    if stdin:  # written from a thread: lm's output pipe fills while its input is still coming
+        feed = threading.Thread(target=_feed, args=(proc.stdin, stdin))
+        feed.start()
+    head = proc.stdout.read(size)
+    proc.stdout.close()
+    code = proc.wait(timeout=60)
+    if stdin:
+        feed.join()
+    return head, code, proc.stderr.read().decode()
+
+
+def _feed(pipe, data: bytes) -> None:
+    try:
+        pipe.write(data)
+        pipe.close()
+    except BrokenPipeError:  # lm stopped reading: it ended once its output was closed
+        pass
+
+
+@pytest.mark.parametrize("args, stdin", [
+    (["sample", "--chars", "300000"], None),
+    (["info"], None),
+    (["score", "-"], b"the cat sat\n" * 20000),
+], ids=["sample", "info", "score"])
+def test_a_reader_that_stops_reading_ends_lm_quietly(tmp_path, char_model, args, stdin):
+    """`lm sample | head -c 20`: the reader had what it wanted; not an error (exit 1), no traceback."""
+    head, code, stderr = _read_then_close([*args, "-m", char_model], tmp_path, 20, stdin)
+    assert len(head) == 20 and code == 0 and stderr == ""
+
+
+def test_an_error_after_reading_piped_sentences_is_one_line(tmp_path, char_model):
+    result = subprocess.run([sys.executable, "-m", "lm", "score", "-m", str(char_model), "--unk", "map"],
+                            input="a\nb\n", capture_output=True, text=True, cwd=tmp_path)
+    assert_one_line_error(result, "--unk map needs", code=2)
