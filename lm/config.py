@@ -15,8 +15,13 @@ from .errors import ConfigError
 DEFAULT_MODEL_PATH = "model.npz"
 
 
-def _positive(default, **meta):
-    return field(default=default, metadata={"min": 1, **meta})
+# Far beyond any real model; past them NumPy fails in ways that are not "out of memory".
+MAX_UNITS = 2**20  # hidden units, embedding size
+MAX_COUNT = 2**31 - 1  # token ids are int32; steps, sequences, epochs
+
+
+def _positive(default, max=MAX_COUNT):
+    return field(default=default, metadata={"min": 1, "max": max})
 
 
 def _kind(f) -> type:
@@ -53,6 +58,8 @@ def _check(obj) -> None:
             raise ConfigError(f"{flag} must be a finite number, not {value}")
         if "min" in meta and value < meta["min"]:
             raise ConfigError(f"{flag} must be at least {meta['min']}, not {value}")
+        if "max" in meta and value > meta["max"]:
+            raise ConfigError(f"{flag} must be at most {meta['max']:,}, not {value:,}")
         if "above" in meta and value <= meta["above"]:
             raise ConfigError(f"{flag} must be greater than {meta['above']}, not {value}")
         if "below" in meta and value >= meta["below"]:
@@ -78,9 +85,9 @@ class ModelConfig:
 
     vocab: int = _positive(1)
     cell: str = field(default="lstm", metadata={"choices": ("rnn", "gru", "lstm")})
-    layers: int = _positive(1)
-    hidden: int = _positive(128)
-    embed: int = _positive(64)
+    layers: int = _positive(1, max=1024)
+    hidden: int = _positive(128, max=MAX_UNITS)
+    embed: int = _positive(64, max=MAX_UNITS)
     peephole: bool = False
 
     def __post_init__(self):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import MAX_COUNT
 from .errors import ConfigError, LMError
 from .model import Model
 from .tokenizer import Tokenizer, knows_line
@@ -257,8 +258,8 @@ def draw_many(model: Model, tokenizer: Tokenizer, num: int, *, chars: int | None
     """`num` sequences drawn side by side (much faster than one after another; MAX_BATCH at a
     time), each yielded as (index, text) the moment it is complete, primer first; the settings
     of `sample`."""
-    if num < 1:
-        raise ConfigError(f"--num must be at least 1, not {num}")
+    if not 1 <= num <= MAX_COUNT:
+        raise ConfigError(f"--num must be from 1 to {MAX_COUNT:,}, not {num:,}")
     s = _setup(tokenizer, chars, words, tokens, temperature, top_k, top_p, prime, seed, min_length, unk, no_unk,
                greedy)
     return _many(model, tokenizer, num, s, stop, novel)

@@ -497,6 +497,16 @@ def test_every_numeric_sample_and_eval_flag_refuses_bad_values(tmp_path, corpus,
     _check_value(monkeypatch, capsys, ["eval", corpus, "-m", char_model], "--batch-size", value, False)
 
 
+def test_absurdly_large_sizes_are_usage_errors_not_numpy_errors(tmp_path, corpus, char_model, monkeypatch, capsys):
+    """10**23 hidden units reached NumPy as a TypeError, 2**63 - 1 as "array is too big"."""
+    monkeypatch.chdir(tmp_path)
+    for value in ("99999999999999999999999", str(2**63 - 1)):
+        for flag in ("--vocab-size", "--layers", "--hidden", "--embed", "--seq-len", "--batch-size", "--epochs"):
+            command = ["train", corpus.name, "-m", "m.npz", *TINY_FLAGS]
+            _check_value(monkeypatch, capsys, command, flag, value, False)
+        _check_value(monkeypatch, capsys, ["sample", "-m", char_model, "--tokens", "1"], "--num", value, False)
+
+
 def test_a_directory_that_cannot_be_synced_still_gets_its_model(tmp_path, corpus, monkeypatch):
     """Some file systems refuse to fsync a directory (EINVAL) after the rename: the model is written."""
     ckpt = lm.load(lm.train(corpus, tmp_path / "m.npz", **TINY).path)
