@@ -30,7 +30,8 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
         data = path.read_bytes()
     except OSError as e:
         raise LMError(f"{path}: cannot read ({e.strerror})") from None
-    nul = data.find(b"\0")
+    wide = b"\0" in "\n".encode(encoding, "replace")  # UTF-16 and UTF-32 text is full of NUL bytes
+    nul = -1 if wide else data.find(b"\0")
     if nul >= 0:
         raise LMError(f"{path} looks binary (NUL byte at offset {nul}); give a text file")
     try:
@@ -38,6 +39,8 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
     except UnicodeDecodeError as e:
         raise LMError(f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset {e.start}; "
                       f"give its --encoding, or --errors replace") from None
+    if wide and "\0" in text:
+        raise LMError(f"{path} looks binary (NUL character at position {text.index(chr(0))}); give a text file")
     if not text.strip():
         raise LMError(f"{path} is empty; give a file with some text")
     return text

@@ -384,6 +384,19 @@ def test_encoding_and_errors_options_read_what_strict_utf8_refuses(tmp_path):
     assert "\ufffd" in lm.load(tmp_path / "r.npz").tokenizer.tokens
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32-le"])
+def test_text_in_an_encoding_made_of_nul_bytes_is_read_and_binary_in_it_is_still_refused(tmp_path, encoding):
+    from lm.data import read_text
+    text = "the café sat on the mat.\n" * 3
+    (tmp_path / "wide.txt").write_bytes(text.encode(encoding))
+    assert read_text(tmp_path / "wide.txt", encoding) == text
+    (tmp_path / "binary.txt").write_bytes((text + "\0").encode(encoding))
+    with pytest.raises(lm.LMError, match="looks binary"):
+        read_text(tmp_path / "binary.txt", encoding)
+    with pytest.raises(lm.LMError, match=r"looks binary \(NUL byte"):
+        read_text(tmp_path / "wide.txt")  # read as UTF-8
+
+
 @pytest.mark.parametrize("encoding", ["no-such-codec", "rot13"])  # rot13: a codec, but not bytes to text
 def test_an_unknown_encoding_is_one_line_wherever_text_is_read(tmp_path, char_model, encoding):
     (tmp_path / "s.txt").write_text("the cat\n")
