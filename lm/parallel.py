@@ -314,7 +314,7 @@ def _serve(model, grad: np.ndarray, state: list, opt: optim.SGD, parts: list, co
     theirs = model.grad
     mine = copy.copy(model)
     mine.place(model.flat, grad)
-    with one_blas_thread():
+    with one_blas_thread(), np.errstate(all="ignore"):  # as Trainer.step: non-finite results are reported
         while True:
             try:
                 job = conn.recv()

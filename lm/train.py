@@ -215,7 +215,9 @@ class Trainer:
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float, bool]:
         """Inputs and targets (T, B) -> the summed loss, the gradient norm and whether it was clipped."""
         team, cfg = self.team, self.cfg
-        with team.cores():
+        # A diverging step overflows on the way to its non-finite loss, which the caller handles:
+        # NumPy's warnings about it would only clutter the output.
+        with team.cores(), np.errstate(all="ignore"):
             loss = team.loss_and_grads(x, y, 1.0 / cfg.batch_size)
             if not math.isfinite(loss):
                 return loss, math.nan, False
@@ -462,9 +464,10 @@ class _Run:
                 if not (math.isfinite(loss) and math.isfinite(norm)):
                     failures += 1
                     if failures > MAX_ROLLBACKS:
+                        kept = f"{self.path} is kept" if self.path.exists() else "no model was saved"
                         raise LMError(f"training diverged: the loss was {loss} at epoch {epoch}, step {step}, "
                                       f"{MAX_ROLLBACKS} times after rolling back, down to --lr {rs.lr:.3g}; "
-                                      f"try a lower --lr or a smaller --clip (the saved model is kept)")
+                                      f"try a lower --lr or a smaller --clip ({kept})")
                     self._rollback(snapshot)
                     rs.lr *= 0.5
                     rs.lr_scale *= 0.5

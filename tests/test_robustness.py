@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -369,6 +370,15 @@ def test_training_that_keeps_diverging_stops_and_keeps_the_old_model(tmp_path, c
         lm.train(corpus, path, on_progress=lambda i: isinstance(i, Notice) and notices.append(i.text), **TINY)
     assert len(notices) == 3 and all("rolled back" in n for n in notices)
     assert path.read_bytes() == before
+
+
+def test_a_run_that_diverges_says_so_in_one_line_and_what_was_saved(tmp_path, corpus):
+    """A learning rate of 10^30 overflows everywhere: NumPy's warnings must not reach the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would end the run with it, not with LMError
+        with pytest.raises(lm.LMError, match=r"training diverged.*\(no model was saved\)"):
+            lm.train(corpus, tmp_path / "m.npz", **{**TINY, "optimizer": "sgd", "lr": 1e30, "clip": 0})
+    assert not (tmp_path / "m.npz").exists()
 
 
 # ----- bad input -----
