@@ -152,7 +152,7 @@ def train(
     finally:
         view.stop()
     best = "" if result.best_valid_loss is None else f" (best validation loss {result.best_valid_loss:.4f} nats/token)"
-    saved = f"saved {result.path}{best}" if result.path.exists() else "no model saved yet"
+    saved = f"saved {result.path}{best}" if result.history else "no model saved yet"  # a file there is another run's
     if result.stopped in SIGNAL_EXIT:
         err.print(f"{result.stopped}: {saved}; training state in {result.resume_path}; "
                   f"continue with: lm train {corpus} -m {model} --resume", markup=False)

@@ -36,7 +36,7 @@ class SentenceScore:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(-self.logprob / len(self.token_logprobs))
+        return math.exp(min(-self.logprob / len(self.token_logprobs), 700.0))  # e^710 overflows a float
 
     @property
     def probability(self) -> str:
@@ -131,13 +131,13 @@ class StreamScore:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.loss)
+        return math.exp(min(self.loss, 700.0))
 
     @property
     def perplexity_without_unk(self) -> float:
         """KenLM's "excluding OOVs": <UNK> targets left out of both the sum and the count."""
         scored = self.tokens - (self.unknown if self.unit == "word" else 0)
-        return math.exp((self.nats - self.unk_nats) / max(scored, 1))
+        return math.exp(min((self.nats - self.unk_nats) / max(scored, 1), 700.0))
 
     @property
     def bits_per_unit(self) -> float:

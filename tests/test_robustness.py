@@ -530,6 +530,23 @@ def test_absurdly_large_sizes_are_usage_errors_not_numpy_errors(tmp_path, corpus
         _check_value(monkeypatch, capsys, ["sample", "-m", char_model, "--tokens", "1"], "--num", value, False)
 
 
+def test_an_interrupted_run_does_not_claim_another_runs_model_as_saved(tmp_path, corpus, monkeypatch, capsys):
+    """Stopped before its first epoch ended, a run has saved nothing, whatever file is at -m."""
+    monkeypatch.chdir(tmp_path)
+    lm.train(corpus, tmp_path / "old.npz", **TINY)
+    stopped = sys.modules["lm.train"].TrainResult(tmp_path / "old.npz", [], None, "SIGINT", tmp_path / "old.resume.npz")
+    monkeypatch.setattr(cli, "run_training", lambda *args, **kwargs: stopped)
+    code, _, err = run_main(monkeypatch, capsys, "train", corpus.name, "-m", "old.npz")
+    assert code == 130 and "SIGINT: no model saved yet" in err and "saved old.npz" not in err
+
+
+def test_perplexities_too_large_for_a_float_do_not_crash():
+    from lm.score import SentenceScore, StreamScore
+    assert SentenceScore("a", ["a"], [-1e6], 0, "char").perplexity > 1e300
+    stream = StreamScore(tokens=1, nats=1e6, unknown=0, unk_nats=0.0, unit="word", units=1)
+    assert stream.perplexity > 1e300 and stream.perplexity_without_unk > 1e300
+
+
 def test_a_directory_that_cannot_be_synced_still_gets_its_model(tmp_path, corpus, monkeypatch):
     """Some file systems refuse to fsync a directory (EINVAL) after the rename: the model is written."""
     ckpt = lm.load(lm.train(corpus, tmp_path / "m.npz", **TINY).path)
