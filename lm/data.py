@@ -117,13 +117,13 @@ class Batches:
     earlier, x<1> of stream b the token before its start (`start_id` for the first stream).
     """
 
-    def __init__(self, ids: np.ndarray, start_id: int, batch_size: int, seq_len: int):
+    def __init__(self, ids: np.ndarray, start_id: int, batch_size: int, seq_len: int, source: str = "the corpus"):
+        """source: what the ids are, for the error when they are too few."""
         n = len(ids) // batch_size
         if n < 2:
-            raise LMError(
-                f"the corpus has {len(ids)} tokens, too few for --batch-size {batch_size}; "
-                f"use a smaller --batch-size or a longer corpus"
-            )
+            advice = "use a smaller --batch-size or a longer corpus" if batch_size > 1 else "give a longer corpus"
+            tokens = f"{len(ids):,} token" + ("s" if len(ids) != 1 else "")
+            raise LMError(f"{source} has {tokens}, too few for --batch-size {batch_size}; {advice}")
         self.y = np.ascontiguousarray(ids[: batch_size * n].astype(np.int32, copy=False).reshape(batch_size, n).T)
         self.first = np.concatenate([[start_id], self.y[-1, :-1]]).astype(np.int32)  # x<1> of each stream
         self.seq_len = seq_len

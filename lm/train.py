@@ -562,10 +562,13 @@ def _data(tokenizer: Tokenizer, ids: np.ndarray, valid, valid_text: str | None, 
         raise ConfigError("--patience and --lr-schedule plateau watch the validation loss; "
                           "keep a --valid-fraction above 0 or give --valid")
     if (valid is not None or cfg.valid_fraction > 0) and not len(valid_ids):
-        source = valid if valid is not None else "the held-out tail"
-        raise LMError(f"no validation text: {source} has no tokens the model knows; "
-                      f"give another --valid, or --valid-fraction 0 to train without validation")
-    return Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len), valid_ids
+        problem, other = (f"{valid} has no tokens the model knows", "another ") if valid is not None else \
+            ("the corpus is too short to hold out a tail of it", "")
+        raise LMError(f"no validation text: {problem}; give {other}--valid, or --valid-fraction 0 to train "
+                      f"without validation")
+    source = "the corpus" if valid is not None or not cfg.valid_fraction else \
+        f"the corpus less its validation tail (--valid-fraction {cfg.valid_fraction:g})"
+    return Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len, source), valid_ids
 
 
 def _prefixed(prefix: str, arrays: dict) -> dict:
