@@ -34,6 +34,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
     help="Recurrent language models in NumPy: train on a text file, sample from it, score sentences.",
+    epilog="Example: lm train corpus.txt && lm sample --chars 200",
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)

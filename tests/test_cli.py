@@ -135,12 +135,12 @@ def test_version(tmp_path):
     assert result.stdout.strip() == f"lm {lm.__version__}"
 
 
-@pytest.mark.parametrize("command", sorted(c.name or c.callback.__name__ for c in cli.app.registered_commands))
+@pytest.mark.parametrize("command", ["", *sorted(c.name or c.callback.__name__ for c in cli.app.registered_commands)])
 def test_every_help_ends_with_an_example(tmp_path, command):
-    result = run_lm(command, "--help", cwd=tmp_path)
+    result = run_lm(*[command] * bool(command), "--help", cwd=tmp_path)
     assert_ok(result)
     last = [line.strip() for line in result.stdout.splitlines() if line.strip()][-1]
-    assert last.startswith(f"Example: lm {command} "), last
+    assert last.startswith(f"Example: lm {command or 'train'} "), last
 
 
 # ----- errors: one line on stderr, no traceback -----
