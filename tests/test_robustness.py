@@ -582,12 +582,16 @@ def test_max_time_of_a_resumed_session_counts_that_session_only(tmp_path, corpus
     assert steps == 8  # a step's reading of the clock a quarter second after the one before
 
 
-def test_a_corpus_too_short_for_its_settings_is_told_what_is_short(tmp_path):
+def test_a_corpus_too_short_for_its_settings_is_told_what_is_short(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "short.txt").write_text("the cat sat on the mat. " * 40)
     (tmp_path / "one.txt").write_text("a")
-    tail = run_lm("train", "short.txt", "--valid-fraction", "0.999", "--batch-size", "4", cwd=tmp_path)
-    assert_one_line_error(tail, "the corpus less its validation tail (--valid-fraction 0.999) has 1 token,")
-    alone = run_lm("train", "one.txt", "--valid-fraction", "0", "--batch-size", "1", cwd=tmp_path)
-    assert_one_line_error(alone, "the corpus has 1 token, too few for --batch-size 1; give a longer corpus")
-    assert_one_line_error(run_lm("train", "one.txt", cwd=tmp_path),
-                          "the corpus is too short to hold out a tail of it; give --valid")
+    for args, message in (
+        (["short.txt", "--valid-fraction", "0.999", "--batch-size", "4"],
+         "the corpus less its validation tail (--valid-fraction 0.999) has 1 token, too few for --batch-size 4"),
+        (["one.txt", "--valid-fraction", "0", "--batch-size", "1"],
+         "the corpus has 1 token, too few for --batch-size 1; give a longer corpus"),
+        (["one.txt"], "the corpus is too short to hold out a tail of it; give --valid"),
+    ):
+        code, _, err = run_main(monkeypatch, capsys, "train", *args)
+        assert code == 1 and err.startswith("lm: error: ") and message in err and len(err.splitlines()) == 1, err
