@@ -46,10 +46,12 @@ State = tuple[np.ndarray, ...]
 Params = dict[str, np.ndarray]
 
 
-def _columns(x: np.ndarray) -> np.ndarray:
-    """(T, B, E) -> (T, E, B), contiguous. A gradient from the model's output layer or a cell
-    above is a view of an (E, T, B) array: the copy then moves whole rows of B."""
-    return np.ascontiguousarray(x.transpose(0, 2, 1))
+def _columns(x: np.ndarray, dtype) -> np.ndarray:
+    """(T, B, E) -> (T, E, B), contiguous, in `dtype`: the backward's, that of the weights and
+    the forward's arrays together, since np.dot writes its products only into arrays of their
+    own dtype. A gradient from the model's output layer or a cell above
+    is a view of an (E, T, B) array: the copy then moves whole rows of B."""
+    return np.ascontiguousarray(x.transpose(0, 2, 1), dtype=dtype)
 
 
 def _positions(x: np.ndarray) -> np.ndarray:
@@ -67,9 +69,9 @@ def _rows(x: np.ndarray) -> np.ndarray:
     return x.transpose(0, 2, 1)
 
 
-def _state_columns(s: np.ndarray) -> np.ndarray:
-    """A state part (B, H) -> a fresh (H, B), which the caller may overwrite."""
-    return s.T.copy()
+def _state_columns(s: np.ndarray, dtype) -> np.ndarray:
+    """A state part (B, H) -> a fresh (H, B) in `dtype`, which the caller may overwrite."""
+    return s.T.astype(dtype, order="C")
 
 
 def _prepared(p: Params, H: int, tanh_from: int) -> Params:
@@ -258,11 +260,13 @@ class RNN:
     def backward(p: Params, cache: "RNN.Cache", da: np.ndarray, dstate: State, grads: Params,
                  trace: np.ndarray | None = None):
         x, a = cache
-        da = _columns(da)
+        W = p["W"]
+        dtype = np.result_type(W, a)
+        da = _columns(da, dtype)
         T, H, _ = da.shape
-        W_a = p["W"][:H]  # da<t-1> = W_a dz<t>: the forward's multiply, transposed
+        W_a = W[:H]  # da<t-1> = W_a dz<t>: the forward's multiply, transposed
         dz = _tanh_grad(a[1:])  # tanh' = 1 - a<t>², then times the incoming gradient
-        da_next = _state_columns(dstate[0])
+        da_next = _state_columns(dstate[0], dtype)
         for t in range(T - 1, -1, -1):
             da_next += da[t]
             if trace is not None:
@@ -337,9 +341,10 @@ class GRU:
     def backward(p: Params, cache: "GRU.Cache", da: np.ndarray, dstate: State, grads: Params,
                  trace: np.ndarray | None = None):
         x, c, G, c_tilde, rc = cache
-        da = _columns(da)
-        T, H, B = da.shape
         W = p["W"]
+        dtype = np.result_type(W, c)
+        da = _columns(da, dtype)
+        T, H, B = da.shape
         Wur_a, Wc_a = np.ascontiguousarray(W[:H, : 2 * H]), np.ascontiguousarray(W[:H, 2 * H :])
         Gu, Gr = G[:, :H], G[:, H:]
         # dz = [dc * K_u ; drc * K_r ; dc * K_c]: the factors of every step at once.
@@ -350,7 +355,7 @@ class GRU:
         K_c *= Gu  # through c~ = tanh(.), weighted by Γu
         keep = np.subtract(1.0, Gu)
         dz = np.empty((T, 3 * H, B), dtype=da.dtype)
-        dc = _state_columns(dstate[0])
+        dc = _state_columns(dstate[0], dtype)
         drc = np.empty((H, B), dtype=da.dtype)
         back = np.empty((H, B), dtype=da.dtype)
         for t in range(T - 1, -1, -1):
@@ -444,12 +449,14 @@ class LSTM:
     def backward(p: Params, cache: "LSTM.Cache", da: np.ndarray, dstate: State, grads: Params,
                  trace: np.ndarray | None = None):
         x, a, c, Z, tanh_c = cache
-        da = _columns(da)
+        W = p["W"]
+        dtype = np.result_type(W, Z)
+        da = _columns(da, dtype)
         T, H, B = da.shape
         peep = p.get("p")
-        W_a = p["W"][:H]  # da<t-1> = W_a dz<t>: the forward's multiply, transposed
+        W_a = W[:H]  # da<t-1> = W_a dz<t>: the forward's multiply, transposed
         dz = np.empty((T, 4 * H, B), dtype=da.dtype)
-        da_next, dc = _state_columns(dstate[0]), _state_columns(dstate[1])
+        da_next, dc = _state_columns(dstate[0], dtype), _state_columns(dstate[1], dtype)
         for t in range(T - 1, -1, -1):
             G, c_tilde = Z[t, : 3 * H], Z[t, 3 * H :]
             Gu, Gf, Go = G[:H], G[H : 2 * H], G[2 * H :]

@@ -582,3 +582,19 @@ def test_settings_take_numbers_of_their_own_kind_from_python_too():
             ModelConfig(vocab=7, **bad)
     with pytest.raises(lm.ConfigError, match="--lr must be a number, not '0.1'"):
         TrainConfig(lr="0.1")
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_backward_takes_incoming_gradients_of_another_dtype(cell):
+    """np.dot, unlike np.matmul, writes only into arrays of its product's dtype: a float64
+    gradient reaching a float32 model (or the other way) must still give the same result."""
+    for model_dtype, other in ((np.float32, np.float64), (np.float64, np.float32)):
+        model = Model.init(ModelConfig(vocab=7, cell=cell, layers=2, hidden=5, embed=4), np.random.default_rng(0),
+                           dtype=model_dtype)
+        x = np.random.default_rng(1).integers(0, 7, (3, 2))
+        logits, state, cache = model.forward(x, model.zero_state(2))
+        dstate = [tuple(np.full_like(part, 0.1) for part in layer) for layer in state]
+        model.backward(cache, np.ones_like(logits), dstate)
+        same = model.grad.copy()
+        model.backward(cache, np.ones(logits.shape, other), [tuple(p.astype(other) for p in ls) for ls in dstate])
+        np.testing.assert_allclose(model.grad, same, rtol=1e-5)
