@@ -283,7 +283,7 @@ def _many(model, tokenizer, num: int, s: _Setup, stop, novel) -> Iterator[tuple[
     for _ in range(NOVEL_ROUNDS):
         drawn = dict(_batch(model, tokenizer, missing, s, stop))
         for i in list(missing):
-            if not knows_line(novel, drawn[i]):
+            if not knows_line(novel, drawn[i].rsplit("\n", 1)[-1]):  # a primer's lines come before it
                 missing.remove(i)
                 yield i, drawn[i]
         if not missing:

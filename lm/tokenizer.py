@@ -206,8 +206,9 @@ class Tokenizer:
         out = []
         for i in ids:
             if i == eos_id:
-                out.append(eos)
-                prev = None
+                if eos:
+                    out.append(eos)
+                    prev = None
             else:
                 out.append(self.piece(prev, self.tokens[i]))
                 prev = self.tokens[i]

@@ -387,7 +387,7 @@ def test_sampler_words_limit_and_primer():
     (TokenizerConfig(tokenizer="word"), "the cat sat .\nthe dog ran .\n"),
     (TokenizerConfig(tokenizer="char", lines=True), "ann\nbob\n"),
 ])
-def test_a_primer_of_several_lines_is_read_as_the_training_text_was(config, text):
+def test_a_primer_of_several_lines_is_read_as_the_training_text_was(config, text, monkeypatch):
     """Each line break ends a sentence with <EOS>, as `encode` reads a corpus; the last line,
     unfinished, stays open for the model to continue, and the primer prints its line breaks."""
     tok = Tokenizer.fit(text, config)
@@ -398,6 +398,13 @@ def test_a_primer_of_several_lines_is_read_as_the_training_text_was(config, text
     model = _model("gru", V=len(tok), layers=1)
     primed = "".join(sample(model, tok, prime=text.rstrip("\n"), tokens=3, seed=1))
     assert primed.startswith(tok.decode(whole[:-1], eos="\n")) and primed.count("\n") == 1
+    # By default <EOS> prints as nothing, and the word after it keeps its space.
+    assert tok.decode(whole) == ("annbob" if config.lines else "the cat sat. the dog ran.")
+    if config.lines:  # --novel looks at the drawn line, not the primer's lines before it
+        monkeypatch.setattr(importlib.import_module("lm.sample"), "_batch",
+                            lambda model, tok, indices, s, stop: ((i, "ann\nbob") for i in indices))
+        with pytest.raises(lm.LMError, match="no new sequence"):
+            sample_many(model, tok, 2, prime="ann\nb", novel=tok.line_hashes(text))
 
 
 def test_a_sentence_of_characters_a_lines_model_never_saw_is_not_scored():
