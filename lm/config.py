@@ -1,14 +1,17 @@
 """Every setting and its default, defined once. The CLI's flags are these fields, `_` read as `-`.
 
-Each field may carry its valid range in its metadata ("min" inclusive, "above" exclusive,
-"choices"); __post_init__ checks them, so a bad value fails the same way from the CLI
-and from Python: a ConfigError naming the flag.
+Each field may carry its valid range in its metadata ("min" and "max" inclusive, "above" and
+"below" exclusive, "choices"), and must hold a value of its own type; __post_init__ checks
+them, so a bad value fails the same way from the CLI and from Python: a ConfigError naming
+the flag.
 """
 
 import math
 import numbers
 import typing
 from dataclasses import dataclass, field, fields
+
+import numpy as np
 
 from .errors import ConfigError
 
@@ -33,14 +36,21 @@ def _typed(value, kind: type, flag: str):
     """value as the field's own type: whole numbers for int fields (a NumPy integer becomes an
     int), any real number for float fields; what a model file's JSON could smuggle in (6.0
     hidden units, true for a layer count) is refused."""
-    if kind is bool or kind is str:
-        if not isinstance(value, kind):
-            raise ConfigError(f"{flag} must be {'true or false' if kind is bool else 'a string'}, not {value!r}")
+    if kind is bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(f"{flag} must be true or false, not {value!r}")
+        return bool(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{flag} must be a string, not {value!r}")
         return value
     number = numbers.Integral if kind is int else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, number):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, number):
         raise ConfigError(f"{flag} must be a {'whole ' if kind is int else ''}number, not {value!r}")
-    return kind(value)
+    try:
+        return kind(value)
+    except OverflowError:  # an int past a float's range
+        raise ConfigError(f"{flag} must be a finite number, not one of {len(str(value))} digits") from None
 
 
 def _check(obj) -> None:

@@ -12,6 +12,7 @@ finite rolls back to the last good weights and halves the learning rate.
 
 import hashlib
 import math
+import os
 import signal
 import threading
 import time
@@ -175,7 +176,7 @@ def train(
     """
     path = Path(model_path)
     if path.is_symlink():  # write the model it points to, not a file in the link's place
-        path = path.resolve()
+        path = Path(os.path.realpath(path))  # (a loop of links stays as it is, and fails to open)
     checkpoint.check_writable(path)
     checkpoint.check_replaceable(path)
     with checkpoint.Lock(path):

@@ -589,6 +589,9 @@ def test_settings_take_numbers_of_their_own_kind_from_python_too():
             ModelConfig(vocab=7, **bad)
     with pytest.raises(lm.ConfigError, match="--lr must be a number, not '0.1'"):
         TrainConfig(lr="0.1")
+    with pytest.raises(lm.ConfigError, match="--clip must be a finite number, not one of 401 digits"):
+        TrainConfig(clip=10**400)  # a float's range ends near 1.8e308
+    assert ModelConfig(vocab=7, peephole=np.True_).peephole is True
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

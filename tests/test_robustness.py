@@ -259,6 +259,10 @@ def test_a_symlinked_model_path_writes_the_model_it_points_to(tmp_path, corpus):
     (tmp_path / "current.npz").symlink_to(tmp_path / "models" / "v1.npz")
     lm.train(corpus, tmp_path / "current.npz", **TINY)
     assert (tmp_path / "current.npz").is_symlink() and lm.load(tmp_path / "models" / "v1.npz")
+    (tmp_path / "a.npz").symlink_to(tmp_path / "b.npz")
+    (tmp_path / "b.npz").symlink_to(tmp_path / "a.npz")  # a loop: Path.resolve raises on it
+    lm.train(corpus, tmp_path / "a.npz", **TINY)
+    assert lm.load(tmp_path / "a.npz")
 
 
 def test_model_and_model_npz_keep_their_own_resume_files():
