@@ -490,8 +490,14 @@ def main() -> None:
     sys.exit(code or 0)
 
 
+READ_IN_PART = {"sample", "score", "eval", "info"}  # commands whose output a reader may cut short
+
+
 def _reader_gone() -> None:
-    """Standard output's reader stopped reading (`lm sample | head`): it had what it wanted, so
-    exit with 0 and nothing on stderr, with stdout pointed at /dev/null for the final flush."""
+    """A reader of lm's output stopped reading (`lm sample | head`). For a command whose product
+    is its output, it had what it wanted: exit with 0. A training run cut short by it exits with
+    1. Nothing on stderr either way (it may be the pipe that closed); stdout points at /dev/null
+    for the final flush."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    sys.exit(0)
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    sys.exit(0 if command in READ_IN_PART else 1)

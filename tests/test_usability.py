@@ -435,6 +435,12 @@ def test_a_reader_that_stops_reading_ends_lm_quietly(tmp_path, char_model, args,
     assert len(head) == 20 and code == 0 and stderr == ""
 
 
+def test_a_training_run_cut_short_by_a_closed_pipe_is_not_a_success(tmp_path, corpus):
+    head, code, _ = _read_then_close(["train", corpus.name, "--json", *TINY_FLAGS, "--epochs", "50",
+                                      "--sample-chars", "0"], tmp_path, 20)
+    assert len(head) == 20 and code == 1
+
+
 def test_an_error_after_reading_piped_sentences_is_one_line(tmp_path, char_model):
     result = subprocess.run([sys.executable, "-m", "lm", "score", "-m", str(char_model), "--unk", "map"],
                             input="a\nb\n", capture_output=True, text=True, cwd=tmp_path)
