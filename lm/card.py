@@ -19,6 +19,7 @@ from rich.text import Text
 from .checkpoint import Checkpoint
 from .config import TrainConfig
 from .errors import ConfigError
+from .score import perplexity
 from .tokenizer import EOS, UNK
 
 SHOWN_TOKENS = 10  # vocabulary entries on the card, after the specials
@@ -138,7 +139,7 @@ def _training(meta: dict, history: list[dict], kind: str) -> dict:
     best = _number(meta.get("best_valid_loss"))
     if best is not None:
         training["best_valid_loss"] = best
-        training["best_valid_perplexity"] = _number(math.exp(min(best, 700.0)))
+        training["best_valid_perplexity"] = _number(perplexity(best))
         if kind == "char":  # nats per character; bits are the usual unit for character models
             training["best_valid_bits_per_char"] = best / math.log(2)
     recipe = {

@@ -17,6 +17,11 @@ from .tokenizer import EOS, Tokenizer
 LN2, LN10 = math.log(2), math.log(10)
 
 
+def perplexity(loss: float) -> float:
+    """e^loss for a loss in nats per token, capped at e^700: e^710 overflows a float."""
+    return math.exp(min(loss, 700.0))
+
+
 @dataclass
 class SentenceScore:
     text: str
@@ -36,7 +41,7 @@ class SentenceScore:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(min(-self.logprob / len(self.token_logprobs), 700.0))  # e^710 overflows a float
+        return perplexity(-self.logprob / len(self.token_logprobs))
 
     @property
     def probability(self) -> str:
@@ -131,13 +136,13 @@ class StreamScore:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(min(self.loss, 700.0))
+        return perplexity(self.loss)
 
     @property
     def perplexity_without_unk(self) -> float:
         """KenLM's "excluding OOVs": <UNK> targets left out of both the sum and the count."""
         scored = self.tokens - (self.unknown if self.unit == "word" else 0)
-        return math.exp(min((self.nats - self.unk_nats) / max(scored, 1), 700.0))
+        return perplexity((self.nats - self.unk_nats) / max(scored, 1))
 
     @property
     def bits_per_unit(self) -> float:

@@ -29,7 +29,7 @@ from .data import Batches, read_text, split_tail
 from .errors import ConfigError, LMError
 from .model import Model
 from .sample import sample
-from .score import stream_nats
+from .score import perplexity, stream_nats
 from .tokenizer import Tokenizer
 
 
@@ -50,7 +50,7 @@ class StepInfo:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(min(self.loss, 700.0))
+        return perplexity(self.loss)
 
 
 @dataclass
@@ -337,8 +337,10 @@ class _Run:
     def resumed(cls, path, corpus, valid, encoding, errors, settings) -> "_Run":
         where = checkpoint.resume_path(path)
         if not where.exists():
+            older = path.with_name(path.stem + ".resume" + (path.suffix or ".npz"))  # the name until 2026-11-30
+            hint = f"; if {older} is this run's (lm named it so before), rename it {where.name}" if older.exists() else ""
             raise LMError(f"nothing to resume: no {where} (it is written when training is interrupted, "
-                          f"stops at --max-time, or every --checkpoint-every steps)")
+                          f"stops at --max-time, or every --checkpoint-every steps){hint}")
         ckpt = checkpoint.load(where)
         meta = ckpt.meta
         try:
@@ -419,7 +421,9 @@ class _Run:
 
     def fit(self, report: Report) -> TrainResult:
         self._session_start, self._wall_before = time.perf_counter(), self.rs.wall_time
-        with _Signals(report) as signals:
+        # As in Trainer.step: a run going wrong overflows in validation, --grad-stats and the
+        # epoch's sample too, and the figures it reports say so better than NumPy's warnings.
+        with _Signals(report) as signals, np.errstate(all="ignore"):
             try:
                 stopped = self._epochs(report, signals)
             finally:
@@ -529,7 +533,7 @@ class _Run:
             drawn = "".join(sample(self.model, self.tokenizer, chars=cfg.sample_chars, seed=rng))
         info = EpochInfo(
             rs.epoch, rs.epoch_nats / rs.epoch_tokens, valid_loss,
-            None if valid_loss is None else math.exp(min(valid_loss, 700.0)),
+            None if valid_loss is None else perplexity(valid_loss),
             rs.epoch_tokens / rs.epoch_time, self._wall(), rs.lr, improved, rs.epoch_time, valid_time, drawn,
         )
         meta["history"].append(info.to_dict())

@@ -18,6 +18,19 @@ def run_lm(*args, cwd, env_extra=None):
     )
 
 
+def run_main(monkeypatch, capsys, *args):
+    """`lm ARGS` in this process (fast): exit code, stdout, stderr."""
+    from lm import cli
+
+    monkeypatch.setattr(sys, "argv", ["lm", *map(str, args)])
+    try:
+        cli.main()
+    except SystemExit as exit_info:
+        captured = capsys.readouterr()
+        return exit_info.code, captured.out, captured.err
+    raise AssertionError("lm's main returned without exiting")
+
+
 def assert_ok(result):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_utils import TINY_FLAGS, assert_ok, assert_one_line_error, run_lm
+from cli_utils import TINY_FLAGS, assert_ok, assert_one_line_error, run_lm, run_main
 from conftest import CORPUS_TEXT, TINY
 
 import lm
@@ -265,10 +265,13 @@ def test_a_symlinked_model_path_writes_the_model_it_points_to(tmp_path, corpus):
     assert lm.load(tmp_path / "a.npz")
 
 
-def test_model_and_model_npz_keep_their_own_resume_files():
+def test_model_and_model_npz_keep_their_own_resume_files(tmp_path, corpus):
     assert checkpoint.resume_path("model.npz").name == "model.resume.npz"
     assert checkpoint.resume_path("model").name == "model.resume"
     assert checkpoint.resume_path("dir/m.bin").as_posix() == "dir/m.bin.resume"
+    (tmp_path / "model.resume.npz").write_bytes(b"")  # where lm put model's until 2026-11-30
+    with pytest.raises(lm.LMError, match="nothing to resume.*rename it model.resume$"):
+        lm.train(corpus, tmp_path / "model", resume=True)
 
 
 def test_two_runs_cannot_write_the_same_model_at_once(tmp_path, corpus):
@@ -479,15 +482,6 @@ def test_a_million_characters_stream_in_flat_memory(char_model):
 
 
 # ----- every numeric flag: zero, negative, NaN -----
-
-
-def run_main(monkeypatch, capsys, *args):
-    """`lm ARGS` in this process (fast): exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["lm", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 TRAIN_NUMERIC = ["--valid-fraction", "--vocab-size", "--layers", "--hidden", "--embed", "--seq-len", "--batch-size",
