@@ -49,8 +49,8 @@ Params = dict[str, np.ndarray]
 def _columns(x: np.ndarray, dtype) -> np.ndarray:
     """(T, B, E) -> (T, E, B), contiguous, in `dtype`: the backward's, that of the weights and
     the forward's arrays together, since np.dot writes its products only into arrays of their
-    own dtype. A gradient from the model's output layer or a cell above
-    is a view of an (E, T, B) array: the copy then moves whole rows of B."""
+    own dtype. A gradient from the model's output layer or a cell above is a view of an
+    (E, T, B) array: the copy then moves whole rows of B."""
     return np.ascontiguousarray(x.transpose(0, 2, 1), dtype=dtype)
 
 

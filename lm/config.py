@@ -36,14 +36,10 @@ def _typed(value, kind: type, flag: str):
     """value as the field's own type: whole numbers for int fields (a NumPy integer becomes an
     int), any real number for float fields; what a model file's JSON could smuggle in (6.0
     hidden units, true for a layer count) is refused."""
-    if kind is bool:
-        if not isinstance(value, (bool, np.bool_)):
-            raise ConfigError(f"{flag} must be true or false, not {value!r}")
-        return bool(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{flag} must be a string, not {value!r}")
-        return value
+    if kind is bool or kind is str:
+        if not isinstance(value, (bool, np.bool_) if kind is bool else str):
+            raise ConfigError(f"{flag} must be {'true or false' if kind is bool else 'a string'}, not {value!r}")
+        return kind(value)
     number = numbers.Integral if kind is int else numbers.Real
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, number):
         raise ConfigError(f"{flag} must be a {'whole ' if kind is int else ''}number, not {value!r}")

@@ -39,8 +39,9 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
     except UnicodeDecodeError as e:
         raise LMError(f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset {e.start}; "
                       f"give its --encoding, or --errors replace") from None
-    if wide and "\0" in text:
-        raise LMError(f"{path} looks binary (NUL character at position {text.index(chr(0))}); give a text file")
+    nul = text.find("\0") if wide else -1
+    if nul >= 0:
+        raise LMError(f"{path} looks binary (NUL character at position {nul}); give a text file")
     if not text.strip():
         raise LMError(f"{path} is empty; give a file with some text")
     return text

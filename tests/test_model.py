@@ -191,36 +191,25 @@ def test_optimizers_fold_the_clipping_factor_into_the_step(name):
     assert not np.allclose(folded, theta)
 
 
-def test_adam_matches_its_definition():
-    """Kingma & Ba's Algorithm 1, written out, against ours over a few steps (with ε = 0, where
-    the paper's Algorithm 1 and its faster form, which we use, agree exactly)."""
-    rng = np.random.default_rng(1)
+@pytest.mark.parametrize("seed, eps, reference_step", [
+    # Kingma & Ba's Algorithm 1, written out (with ε = 0, where it and the faster form agree exactly).
+    (1, 0.0, lambda t, m, v: (m / (1 - 0.9**t)) / np.sqrt(v / (1 - 0.999**t))),
+    # The faster form we use, θ <- θ - α_t m / (√v + ε), α_t = α √(1 - β2^t) / (1 - β1^t), with an ε
+    # large enough to matter.
+    (2, 0.1, lambda t, m, v: np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 0.1)),
+], ids=["algorithm-1", "faster-form-epsilon"])
+def test_adam_matches_its_definition(seed, eps, reference_step):
+    rng = np.random.default_rng(seed)
     theta = rng.normal(size=20)
     ours, ref = theta.copy(), theta.copy()
-    adam = optim.Adam(20, np.float64, eps=0.0)
+    adam = optim.Adam(20, np.float64, eps=eps)
     m = v = np.zeros(20)
     for t in range(1, 5):
         g = rng.normal(size=20)
         adam.step(ours, g.copy(), 0.01)
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
-        ref -= 0.01 * (m / (1 - 0.9**t)) / np.sqrt(v / (1 - 0.999**t))
-    np.testing.assert_allclose(ours, ref, rtol=1e-10)
-
-
-def test_adam_takes_epsilon_where_the_papers_faster_form_does():
-    """θ <- θ - α_t m / (√v + ε), α_t = α √(1 - β2^t) / (1 - β1^t); with an ε large enough to matter."""
-    rng = np.random.default_rng(2)
-    theta = rng.normal(size=20)
-    ours, ref = theta.copy(), theta.copy()
-    adam = optim.Adam(20, np.float64, eps=0.1)
-    m = v = np.zeros(20)
-    for t in range(1, 5):
-        g = rng.normal(size=20)
-        adam.step(ours, g.copy(), 0.01)
-        m = 0.9 * m + 0.1 * g
-        v = 0.999 * v + 0.001 * g * g
-        ref -= 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 0.1)
+        ref -= 0.01 * reference_step(t, m, v)
     np.testing.assert_allclose(ours, ref, rtol=1e-10)
 
 
