@@ -81,14 +81,8 @@ def main(impl: str, case_name: str, data: str) -> dict:
     # A worker process's peak (lm's training, parallel.Team) is added whole, though the two
     # share the weights and the libraries' pages: the sum overstates the memory used.
     peak = sum(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
-    result = {"tokens": tokens, "seconds": seconds, "rate": tokens / seconds, "peak_rss_mib": peak,
-              "base_rss_mib": base, "vocab": len(tokenizer), "blas_threads": blas_threads()}
-    if case.share:
-        # The host's speed moves by up to a third within seconds (README, Speed), so the peak a
-        # share is taken of is measured here, straight after the timed steps, not only at the
-        # start of the run; after the memory reading, which its arrays would raise.
-        result["gflops"] = matmul_peak()
-    return result
+    return {"tokens": tokens, "seconds": seconds, "rate": tokens / seconds, "peak_rss_mib": peak,
+            "base_rss_mib": base, "vocab": len(tokenizer), "blas_threads": blas_threads()}
 
 
 if __name__ == "__main__":

@@ -67,3 +67,19 @@ def test_the_report_gives_medians_their_ratio_the_rounds_spread_and_whether_targ
     assert row["word training, LSTM: PyTorch's share of the matmul peak beside it"][2:4] == ["30.0%", "30.0%-30.0%"]
     assert row["word training, LSTM: peak resident memory (MiB)"][2:] == ["1.33x", "", "at most 1.5x", "yes"]
     assert "(1.0 minutes)" in table
+
+
+def test_the_share_case_takes_the_higher_of_the_peaks_measured_just_before_and_after_its_run(monkeypatch):
+    import run
+
+    calls = []
+    peaks = iter([120.0, 150.0])
+
+    def worker(impl, case, data, env):
+        calls.append(impl)
+        return {"gflops": next(peaks)} if impl == "peak" else {"rate": 1.0}
+
+    monkeypatch.setattr(run, "worker", worker)
+    assert run.measured("ours", "word training, LSTM", Path("."), {}) == {"rate": 1.0, "gflops": 150.0}
+    assert calls == ["peak", "ours", "peak"]
+    assert run.measured("torch", "char training, LSTM", Path("."), {}) == {"rate": 1.0}
