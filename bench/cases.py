@@ -18,7 +18,7 @@ class Case:
     warmup: int = 3  # steps (tokens when sampling) before the clock starts
     steps: int = 30  # timed steps; sampling: tokens per sequence; scoring: tokens scored (0: all)
     batch: int = 1  # sampling: sequences drawn at once
-    share: bool = False  # the case whose share of the matmul peak is reported, the peak measured beside each run
+    share: bool = False  # the case whose share of the matmul peak and memory are reported (one case)
 
     def flops_per_token(self, vocab: int) -> int:
         """Forward FLOPs of one token (2 per multiply-add): every layer's stacked W[a<t-1>, x<t>]

@@ -32,6 +32,7 @@ TARGETS = {
     "scoring, lm eval": 1.0,
 }
 PEAK_FRACTION_TARGET = 0.5
+SHARE = next(name for name, case in CASES.items() if case.share)  # the case whose share of the peak is reported
 MEMORY_RATIO_TARGET = 1.5
 
 
@@ -64,7 +65,7 @@ def measured(impl: str, case: str, data: Path, env: dict) -> dict:
     measured in fresh processes just before and just after it, the higher of the two: the
     host's speed moves by up to a third within seconds (README, Speed), so a peak measured
     minutes apart is not the one the run had."""
-    if not CASES[case].share:
+    if case != SHARE:
         return worker(impl, case, data, env)
     before = worker("peak", "-", data, env)["gflops"]
     result = worker(impl, case, data, env)
@@ -107,8 +108,8 @@ def report(results: dict, peak: float, threads: int, seconds: float, torch_versi
     """The table: per case, the medians of each side's runs, their ratio, the lowest and
     highest ratio of one round's pair (how much the host moved), and the target."""
     median = lambda runs, key: statistics.median(r[key] for r in runs)  # noqa: E731
-    word = results.get("word training, LSTM")
-    beside = f", median {median(word['ours'] + word['torch'], 'gflops'):.0f} beside the word LSTM's runs" if word else ""
+    word = results.get(SHARE)
+    beside = f", median {median(word['ours'] + word['torch'], 'gflops'):.0f} beside the {SHARE} runs" if word else ""
     lines = [
         f"lm vs PyTorch {torch_version}, {date.today()}, {os.cpu_count()} cores, "
         f"{threads} threads each; medians of alternating runs; float32 matmul peak (NumPy) "
@@ -124,24 +125,24 @@ def report(results: dict, peak: float, threads: int, seconds: float, torch_versi
         lines.append(f"| {name} (tokens/s) | {ours:,.0f} | {ref:,.0f} | {ours / ref:.2f}x | "
                      f"{min(pairs):.2f}-{max(pairs):.2f}x | {target:.1f}x | {'yes' if ours / ref >= target else 'NO'} |")
     if word:
-        case = CASES["word training, LSTM"]
+        case = CASES[SHARE]
         for impl, label in (("ours", "lm"), ("torch", "PyTorch")):
             gflops = [3 * case.flops_per_token(r["vocab"]) * r["rate"] / 1e9 for r in word[impl]]
             # Each run's rate over the peak measured beside it: the two in the same few seconds.
             shares = [g / r["gflops"] for g, r in zip(gflops, word[impl])]
             share = statistics.median(shares)
             met = ("yes" if share >= PEAK_FRACTION_TARGET else "NO") if impl == "ours" else ""
-            lines.append(f"| word training, LSTM: {label}'s share of the matmul peak beside it | "
+            lines.append(f"| {SHARE}: {label}'s share of the matmul peak beside it | "
                          f"{statistics.median(gflops):.0f} GFLOP/s | | {share:.1%} | "
                          f"{min(shares):.1%}-{max(shares):.1%} | {PEAK_FRACTION_TARGET:.0%} | {met} |")
-            lines.append(f"| word training, LSTM: {label}'s share of the run's best peak | | | "
+            lines.append(f"| {SHARE}: {label}'s share of the run's best peak | | | "
                          f"{statistics.median(gflops) / peak:.1%} | | | |")
         ours, ref = median(word["ours"], "peak_rss_mib"), median(word["torch"], "peak_rss_mib")
-        lines.append(f"| word training, LSTM: peak resident memory (MiB) | {ours:,.0f} | {ref:,.0f} | "
+        lines.append(f"| {SHARE}: peak resident memory (MiB) | {ours:,.0f} | {ref:,.0f} | "
                      f"{ours / ref:.2f}x | | at most {MEMORY_RATIO_TARGET}x | {'yes' if ours / ref <= MEMORY_RATIO_TARGET else 'NO'} |")
         ours_g = median(word["ours"], "peak_rss_mib") - median(word["ours"], "base_rss_mib")
         ref_g = median(word["torch"], "peak_rss_mib") - median(word["torch"], "base_rss_mib")
-        lines.append(f"| word training, LSTM: memory growth from model and training (MiB) | {ours_g:,.0f} | "
+        lines.append(f"| {SHARE}: memory growth from model and training (MiB) | {ours_g:,.0f} | "
                      f"{ref_g:,.0f} | {ours_g / ref_g:.2f}x | | at most {MEMORY_RATIO_TARGET}x | "
                      f"{'yes' if ours_g / ref_g <= MEMORY_RATIO_TARGET else 'NO'} |")
     lines += ["", f"({seconds / 60:.1f} minutes)"]

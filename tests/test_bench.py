@@ -73,13 +73,14 @@ def test_the_share_case_takes_the_higher_of_the_peaks_measured_just_before_and_a
     import run
 
     calls = []
-    peaks = iter([120.0, 150.0])
+    peaks = iter([150.0, 120.0, 110.0, 140.0])  # before and after lm's run, then PyTorch's
 
     def worker(impl, case, data, env):
         calls.append(impl)
         return {"gflops": next(peaks)} if impl == "peak" else {"rate": 1.0}
 
     monkeypatch.setattr(run, "worker", worker)
-    assert run.measured("ours", "word training, LSTM", Path("."), {}) == {"rate": 1.0, "gflops": 150.0}
-    assert calls == ["peak", "ours", "peak"]
+    assert run.measured("ours", run.SHARE, Path("."), {}) == {"rate": 1.0, "gflops": 150.0}
+    assert run.measured("torch", run.SHARE, Path("."), {}) == {"rate": 1.0, "gflops": 140.0}
+    assert calls == ["peak", "ours", "peak", "peak", "torch", "peak"]
     assert run.measured("torch", "char training, LSTM", Path("."), {}) == {"rate": 1.0}
