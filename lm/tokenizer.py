@@ -143,12 +143,17 @@ class Tokenizer:
         out); the last line, without one, stays open. And the unknown count (see `ids`)."""
         if self.kind == "char" and not self.lines:
             return self.ids(self.split(text), unk)
+        return self._sentences(text, unk, open_end=True)
+
+    def _sentences(self, text: str, unk: str | None = None, open_end: bool = False) -> tuple[list[int], int]:
+        """Every non-blank line a sentence, ending in <EOS>; with open_end, a last line without its
+        line break stays open. And the unknown count."""
         ids: list[int] = []
         unknown = 0
-        for line in text.splitlines(keepends=True):
-            body = line.splitlines()[0]
+        for line in text.splitlines(keepends=open_end):
+            body = line.splitlines()[0] if open_end else line
             if body.strip():
-                line_ids, line_unknown = self.encode_sentence(body, eos=len(body) < len(line), unk=unk)
+                line_ids, line_unknown = self.encode_sentence(body, eos=len(body) < len(line) or not open_end, unk=unk)
                 ids += line_ids
                 unknown += line_unknown
         return ids, unknown
@@ -190,12 +195,7 @@ class Tokenizer:
             ids = self._lut[np.minimum(codes, len(self._lut) - 1)]
             known = ids >= 0
             return ids[known], int(len(ids) - known.sum())
-        ids, unknown = [], 0
-        for line in text.splitlines():
-            if line.strip():
-                line_ids, line_unknown = self.encode_sentence(line)
-                ids += line_ids
-                unknown += line_unknown
+        ids, unknown = self._sentences(text)
         return np.asarray(ids, dtype=np.int32), unknown
 
     def decode(self, ids, prev: str | None = None, eos: str = "") -> str:

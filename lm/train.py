@@ -567,12 +567,14 @@ def _data(tokenizer: Tokenizer, ids: np.ndarray, valid, valid_text: str | None, 
         raise ConfigError("--patience and --lr-schedule plateau watch the validation loss; "
                           "keep a --valid-fraction above 0 or give --valid")
     if (valid is not None or cfg.valid_fraction > 0) and not len(valid_ids):
-        problem, other = (f"{valid} has no tokens the model knows", "another ") if valid is not None else \
-            ("the corpus is too short to hold out a tail of it", "")
-        raise LMError(f"no validation text: {problem}; give {other}--valid, or --valid-fraction 0 to train "
-                      f"without validation")
-    source = "the corpus" if valid is not None or not cfg.valid_fraction else \
-        f"the corpus less its validation tail (--valid-fraction {cfg.valid_fraction:g})"
+        if valid is not None:
+            problem = f"{valid} has no tokens the model knows; give another --valid"
+        else:
+            problem = "the corpus is too short to hold out a tail of it; give --valid"
+        raise LMError(f"no validation text: {problem}, or --valid-fraction 0 to train without validation")
+    source = "the corpus"
+    if valid is None and cfg.valid_fraction:
+        source = f"the corpus less its validation tail (--valid-fraction {cfg.valid_fraction:g})"
     return Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len, source), valid_ids
 
 
