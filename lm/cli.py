@@ -36,7 +36,19 @@ app = typer.Typer(
     help="Recurrent language models in NumPy: train on a text file, sample from it, score sentences.",
     epilog="Example: lm train corpus.txt && lm sample --chars 200",
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Messages(Console):
+    """stderr. Once its reader is gone (`lm train 2>&1 | head`), nothing more is written to it and
+    the command goes on, where rich's Console would exit with 1: a training run then stops after
+    the step on the SIGPIPE and saves its state (train._Signals)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _to_devnull(self.file)
+
+
+err = _Messages(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 TOK, MOD, TRN = TokenizerConfig(), ModelConfig(), TrainConfig()  # the defaults
@@ -79,7 +91,7 @@ EncodingOpt = Annotated[str, typer.Option(help="Text encoding of the input files
 ErrorsOpt = Annotated[ErrorsKind, typer.Option(
     help="Bytes not valid in --encoding: strict stops with their offset, replace reads them as U+FFFD, "
          "ignore drops them.")]
-SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's codes for a process stopped by the signal
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGPIPE": 141}  # the shell's codes for a process stopped by the signal
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON lines on stdout.")]
 UnkOpt = Annotated[Optional[UnkKind], typer.Option(
     help="Tokens the model never saw: error, map to <UNK>, or skip [default: map for word models, "
@@ -140,8 +152,9 @@ def train(
 ) -> None:
     """Train a model on CORPUS and save the best one on validation.
 
-    Ctrl-C (or SIGTERM) stops after the current step and writes MODEL's resume file (model.resume.npz
-    beside model.npz); `--resume` goes on from it exactly. A second Ctrl-C quits at once.
+    Ctrl-C (or SIGTERM, or a reader of the output that goes away) stops after the current step and
+    writes MODEL's resume file (model.resume.npz beside model.npz); `--resume` goes on from it
+    exactly. A second Ctrl-C quits at once.
     """
     given = {k for k in SETTINGS if ctx.get_parameter_source(k).name != "DEFAULT"}
     settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items()
@@ -194,7 +207,10 @@ class _TrainView:
 
     def show(self, info: StartInfo | StepInfo | EpochInfo | Notice) -> None:
         if isinstance(info, EpochInfo) and self.json_out:
-            print(json.dumps(info.to_dict()), flush=True)
+            try:
+                print(json.dumps(info.to_dict()), flush=True)
+            except BrokenPipeError:  # the reader is gone; the run stops on the SIGPIPE (train._Signals)
+                _to_devnull(sys.stdout)
         if self.quiet:
             return
         if isinstance(info, StartInfo):
@@ -498,6 +514,12 @@ def _reader_gone() -> None:
     is its output, it had what it wanted: exit with 0. A training run cut short by it exits with
     1. Nothing on stderr either way (it may be the pipe that closed); stdout points at /dev/null
     for the final flush."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _to_devnull(sys.stdout)
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
     sys.exit(0 if command in READ_IN_PART else 1)
+
+
+def _to_devnull(stream) -> None:
+    """Writes to the stream's file descriptor go to /dev/null from now on, its final flush too."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+

@@ -98,7 +98,7 @@ class TrainResult:
     path: Path
     history: list[EpochInfo]
     best_valid_loss: float | None
-    stopped: str | None  # why training ended before --epochs: "max-time", "patience", "SIGINT", "SIGTERM"
+    stopped: str | None  # why training ended before --epochs: "max-time", "patience", "SIGINT", "SIGTERM", "SIGPIPE"
     resume_path: Path | None = None  # the resume file, when the run can go on from one
 
     def to_dict(self) -> dict:
@@ -173,6 +173,7 @@ def train(
 
     In the main thread, SIGINT and SIGTERM stop the run after the current step and write the
     resume file; the result then has stopped="SIGINT" (or "SIGTERM"). A second one stops at once.
+    A write to a pipe whose reader is gone (SIGPIPE) stops it the same way, as "SIGPIPE".
     """
     path = Path(model_path)
     if path.is_symlink():  # write the model it points to, not a file in the link's place
@@ -278,7 +279,15 @@ def _recipe(cfg: TrainConfig) -> str:
 class _Signals:
     """While training runs in the main thread: the first SIGINT or SIGTERM asks the loop to stop
     at the next step boundary; a second raises KeyboardInterrupt at once, which every write
-    survives (they are atomic)."""
+    survives (they are atomic).
+
+    SIGPIPE, a write to a pipe whose reader is gone (`lm train --json | head -1`), stops the run
+    the same way, its state saved to resume: the reader had what it wanted, the run's work is
+    kept, and the pipeline ends. Every later write to that pipe repeats it, so it never forces
+    the quit. (Python ignores SIGPIPE outside, and the write raises BrokenPipeError either way.)
+    """
+
+    STOPPING = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGPIPE") if hasattr(signal, name))
 
     def __init__(self, report: Report):
         self.report = report
@@ -287,16 +296,22 @@ class _Signals:
 
     def __enter__(self) -> "_Signals":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in self.STOPPING:
                 self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
         if self.requested:
+            if name == "SIGPIPE":
+                return
             raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-        self.report(Notice(f"{self.requested}: saving the training state after this step "
-                           f"(again to quit at once, keeping the last saved files)"))
+        self.requested = name
+        if name == "SIGPIPE":
+            self.report(Notice("SIGPIPE: the output's reader is gone; saving the training state after this step"))
+        else:
+            self.report(Notice(f"{name}: saving the training state after this step "
+                               f"(again to quit at once, keeping the last saved files)"))
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():

@@ -406,10 +406,11 @@ def test_a_sentence_that_cannot_be_scored_does_not_end_the_stream(tmp_path, char
     assert result.stderr.strip() == "lm: error: sentence 2: nothing to score in '☃☃☃'"
 
 
-def _read_then_close(args, cwd, size, stdin=None):
-    """`lm ARGS` with its stdout read for `size` bytes and then closed, as `| head -c` does."""
+def _read_then_close(args, cwd, size, stdin=None, stderr=subprocess.PIPE):
+    """`lm ARGS` with its stdout read for `size` bytes and then closed, as `| head -c` does
+    (with stderr=subprocess.STDOUT, as `2>&1 | head -c` does)."""
     proc = subprocess.Popen([sys.executable, "-m", "lm", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+                            stderr=stderr, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
     if stdin:  # written from a thread: lm's output pipe fills while its input is still coming
         feed = threading.Thread(target=_feed, args=(proc.stdin, stdin))
         feed.start()
@@ -418,7 +419,7 @@ def _read_then_close(args, cwd, size, stdin=None):
     code = proc.wait(timeout=60)
     if stdin:
         feed.join()
-    return head, code, proc.stderr.read().decode()
+    return head, code, proc.stderr.read().decode() if proc.stderr else ""
 
 
 def _feed(pipe, data: bytes) -> None:
@@ -440,10 +441,18 @@ def test_a_reader_that_stops_reading_ends_lm_quietly(tmp_path, char_model, args,
     assert len(head) == 20 and code == 0 and stderr == ""
 
 
-def test_a_training_run_cut_short_by_a_closed_pipe_is_not_a_success(tmp_path, corpus):
-    head, code, _ = _read_then_close(["train", corpus.name, "--json", *TINY_FLAGS, "--epochs", "50",
-                                      "--sample-chars", "0"], tmp_path, 20)
-    assert len(head) == 20 and code == 1
+@pytest.mark.parametrize("stderr", [subprocess.PIPE, subprocess.STDOUT], ids=["stdout", "stdout and stderr"])
+def test_a_training_run_whose_reader_is_gone_stops_as_on_a_signal_and_keeps_its_state(tmp_path, corpus, stderr):
+    """`lm train --json | head -1`: the run stops after the step, saves its state to resume from, and
+    exits as a process stopped by SIGPIPE would (141), not with a traceback or a lost run. With
+    stderr in the closed pipe too, every progress line repeats SIGPIPE: that must not quit at once."""
+    head, code, messages = _read_then_close(["train", corpus.name, "--json", *TINY_FLAGS, "--epochs", "50",
+                                             "--sample-chars", "0"], tmp_path, 20, stderr=stderr)
+    assert len(head) == 20 and code == 141, messages
+    assert (tmp_path / "model.resume.npz").exists()
+    if stderr == subprocess.PIPE:
+        assert "Traceback" not in messages
+        assert f"continue with: lm train {corpus.name} -m model.npz --resume" in messages
 
 
 def test_an_error_after_reading_piped_sentences_is_one_line(tmp_path, char_model):
