@@ -111,6 +111,22 @@ def test_weights_prepared_for_a_long_run_pick_from_the_table_product_made_once(c
     np.testing.assert_allclose(a, plain, rtol=1e-12, atol=1e-14)
     assert "P" not in _model(cell, V=40).prepare(positions=10**9)[0]  # vocabulary over the embedding size
 
+@pytest.mark.parametrize("layout", ["contiguous", "a view with contiguous runs", "runs not contiguous"])
+def test_the_first_two_axes_swap_alike_however_the_runs_lie(layout):
+    """cells._swap copies each contiguous run of the last axis as one item, else value by value."""
+    from lm.cells import _swap
+
+    x = np.arange(4 * 3 * 10, dtype=np.float32).reshape(4, 3, 10)
+    x = {"contiguous": x, "a view with contiguous runs": np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2),
+         "runs not contiguous": x[:, :, ::2]}[layout]
+    np.testing.assert_array_equal(_swap(x), x.transpose(1, 0, 2))
+    wide = _swap(x, np.float64)
+    assert wide.dtype == np.float64 and np.array_equal(wide, x.transpose(1, 0, 2))
+    out = np.zeros((4, 4, x.shape[2]), np.float32)
+    _swap(x, out=out[1:])
+    assert np.array_equal(out[1:], x.transpose(1, 0, 2)) and not out[0].any()
+
+
 def test_float32_agrees_with_float64():
     m64 = _model("gru", dtype=np.float64)
     m32 = m64.astype(np.float32)
