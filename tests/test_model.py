@@ -125,6 +125,9 @@ def test_the_first_two_axes_swap_alike_however_the_runs_lie(layout):
     out = np.zeros((4, 4, x.shape[2]), np.float32)
     _swap(x, out=out[1:])
     assert np.array_equal(out[1:], x.transpose(1, 0, 2)) and not out[0].any()
+    step = x[:1]  # a sampling step's one time step: already in the swapped order, not copied
+    assert np.array_equal(_swap(step), step.transpose(1, 0, 2))
+    assert np.shares_memory(_swap(step), step) == (layout == "contiguous")
 
 
 def test_float32_agrees_with_float64():
