@@ -511,8 +511,9 @@ READ_IN_PART = {"sample", "score", "eval", "info"}  # commands whose output a re
 
 def _reader_gone() -> None:
     """A reader of lm's output stopped reading (`lm sample | head`). For a command whose product
-    is its output, it had what it wanted: exit with 0. A training run cut short by it exits with
-    1. Nothing on stderr either way (it may be the pipe that closed); stdout points at /dev/null
+    is its output, it had what it wanted: exit with 0. Another command exits with 1 (a training
+    run's --json reader going away stops the run on SIGPIPE before this: train._Signals).
+    Nothing on stderr either way (it may be the pipe that closed); stdout points at /dev/null
     for the final flush."""
     _to_devnull(sys.stdout)
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
@@ -522,4 +523,3 @@ def _reader_gone() -> None:
 def _to_devnull(stream) -> None:
     """Writes to the stream's file descriptor go to /dev/null from now on, its final flush too."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
-
