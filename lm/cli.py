@@ -91,7 +91,7 @@ EncodingOpt = Annotated[str, typer.Option(help="Text encoding of the input files
 ErrorsOpt = Annotated[ErrorsKind, typer.Option(
     help="Bytes not valid in --encoding: strict stops with their offset, replace reads them as U+FFFD, "
          "ignore drops them.")]
-SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGPIPE": 141}  # the shell's codes for a process stopped by the signal
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGPIPE": 141}  # what stops `lm train`, and the shell's exit codes
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON lines on stdout.")]
 UnkOpt = Annotated[Optional[UnkKind], typer.Option(
     help="Tokens the model never saw: error, map to <UNK>, or skip [default: map for word models, "
@@ -162,7 +162,7 @@ def train(
     view = _TrainView(quiet, json_out)
     try:
         result = run_training(corpus, model, valid=valid, encoding=encoding, errors=errors.value, resume=resume,
-                              on_progress=view.show, **settings)
+                              on_progress=view.show, stop_signals=tuple(SIGNAL_EXIT), **settings)
     finally:
         view.stop()
     best = "" if result.best_valid_loss is None else f" (best validation loss {result.best_valid_loss:.4f} nats/token)"

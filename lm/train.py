@@ -158,6 +158,7 @@ def train(
     errors: str = "strict",
     resume: bool = False,
     on_progress: Report | None = None,
+    stop_signals: tuple[str, ...] = ("SIGINT", "SIGTERM"),
     **settings,
 ) -> TrainResult:
     """Train a model on the text file `corpus` and save the best one (on validation) to model_path.
@@ -171,9 +172,11 @@ def train(
     at max_time, or every checkpoint_every steps) with the same corpus; only epochs, max_time,
     checkpoint_every and patience may differ from the interrupted run's settings.
 
-    In the main thread, SIGINT and SIGTERM stop the run after the current step and write the
-    resume file; the result then has stopped="SIGINT" (or "SIGTERM"). A second one stops at once.
-    A write to a pipe whose reader is gone (SIGPIPE) stops it the same way, as "SIGPIPE".
+    In the main thread, the stop_signals stop the run after the current step and write the
+    resume file; the result then has stopped="SIGINT" (or the signal's name). A second one stops
+    at once, but for SIGPIPE: `lm train` adds it, since a write to a pipe whose reader is gone is
+    its own output's (`lm train --json | head -1`); in a program of other pipes and sockets it
+    may be another thread's, so it is not among the defaults.
     """
     path = Path(model_path)
     if path.is_symlink():  # write the model it points to, not a file in the link's place
@@ -186,7 +189,7 @@ def train(
                           f"or delete it to start afresh")
         run = _Run.resumed(path, corpus, valid, encoding, errors, settings) if resume else \
             _Run.fresh(path, corpus, valid, encoding, errors, settings)
-        return run.fit(on_progress or (lambda _: None))
+        return run.fit(on_progress or (lambda _: None), stop_signals)
 
 
 def _corpus_entry(path: str | Path, text: str) -> dict:
@@ -277,26 +280,27 @@ def _recipe(cfg: TrainConfig) -> str:
 
 
 class _Signals:
-    """While training runs in the main thread: the first SIGINT or SIGTERM asks the loop to stop
-    at the next step boundary; a second raises KeyboardInterrupt at once, which every write
-    survives (they are atomic).
+    """While training runs in the main thread: the first of the signals named (SIGINT, SIGTERM)
+    asks the loop to stop at the next step boundary; a second raises KeyboardInterrupt at once,
+    which every write survives (they are atomic).
 
-    SIGPIPE, a write to a pipe whose reader is gone (`lm train --json | head -1`), stops the run
-    the same way, its state saved to resume: the reader had what it wanted, the run's work is
-    kept, and the pipeline ends. Every later write to that pipe repeats it, so it never forces
-    the quit. (Python ignores SIGPIPE outside, and the write raises BrokenPipeError either way.)
+    SIGPIPE, when named (a write to a pipe whose reader is gone: `lm train --json | head -1`),
+    stops the run the same way, its state saved to resume: the reader had what it wanted, the
+    run's work is kept, and the pipeline ends. Every later write to that pipe repeats it, so it
+    never forces the quit. (Python ignores SIGPIPE otherwise; the write raises BrokenPipeError
+    either way.)
     """
 
-    STOPPING = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGPIPE") if hasattr(signal, name))
-
-    def __init__(self, report: Report):
+    def __init__(self, report: Report, names: tuple[str, ...]):
         self.report = report
+        self.names = [name for name in names if hasattr(signal, name)]  # Windows has no SIGPIPE
         self.requested: str | None = None
         self.previous: dict = {}
 
     def __enter__(self) -> "_Signals":
         if threading.current_thread() is threading.main_thread():
-            for sig in self.STOPPING:
+            for name in self.names:
+                sig = getattr(signal, name)
                 self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -434,11 +438,11 @@ class _Run:
         self.trainer.opt.load(snapshot)
         self.trainer.reset_state()
 
-    def fit(self, report: Report) -> TrainResult:
+    def fit(self, report: Report, stop_signals: tuple[str, ...] = ("SIGINT", "SIGTERM")) -> TrainResult:
         self._session_start, self._wall_before = time.perf_counter(), self.rs.wall_time
         # As in Trainer.step: a run going wrong overflows in validation, --grad-stats and the
         # epoch's sample too, and the figures it reports say so better than NumPy's warnings.
-        with _Signals(report) as signals, np.errstate(all="ignore"):
+        with _Signals(report, stop_signals) as signals, np.errstate(all="ignore"):
             try:
                 stopped = self._epochs(report, signals)
             finally:

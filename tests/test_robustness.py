@@ -96,6 +96,17 @@ def test_a_damaged_resume_file_ends_its_team_too(tmp_path, corpus, monkeypatch):
     assert len(teams) == 2 and not any(team._worker.is_alive() for team in teams)
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGPIPE"), reason="no SIGPIPE here")
+def test_sigpipe_stops_a_run_only_where_asked_as_lm_train_asks(tmp_path, corpus):
+    """A SIGPIPE may come from any pipe or socket of a program that trains through the API, so by
+    default it does not stop the run; `lm train` names it, its own output being the one pipe."""
+    kept_on = lm.train(corpus, tmp_path / "a.npz", on_progress=_signal_at(3, signal.SIGPIPE), **TINY)
+    assert kept_on.stopped is None and kept_on.resume_path is None
+    stopped = lm.train(corpus, tmp_path / "b.npz", on_progress=_signal_at(3, signal.SIGPIPE),
+                       stop_signals=("SIGINT", "SIGTERM", "SIGPIPE"), **TINY)
+    assert stopped.stopped == "SIGPIPE" and stopped.resume_path.exists()
+
+
 def test_the_resume_file_is_a_model_you_can_sample_from(tmp_path, corpus):
     result = lm.train(corpus, tmp_path / "m.npz", on_progress=_signal_at(3), **TINY)
     ckpt = lm.load(result.resume_path)
