@@ -438,7 +438,7 @@ class _Run:
         self.trainer.opt.load(snapshot)
         self.trainer.reset_state()
 
-    def fit(self, report: Report, stop_signals: tuple[str, ...] = ("SIGINT", "SIGTERM")) -> TrainResult:
+    def fit(self, report: Report, stop_signals: tuple[str, ...]) -> TrainResult:
         self._session_start, self._wall_before = time.perf_counter(), self.rs.wall_time
         # As in Trainer.step: a run going wrong overflows in validation, --grad-stats and the
         # epoch's sample too, and the figures it reports say so better than NumPy's warnings.
