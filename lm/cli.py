@@ -522,4 +522,6 @@ def _reader_gone() -> None:
 
 def _to_devnull(stream) -> None:
     """Writes to the stream's file descriptor go to /dev/null from now on, its final flush too."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)  # the stream's descriptor is now a copy of it
