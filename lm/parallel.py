@@ -12,7 +12,7 @@ each step needs the one before. So the second core would wait while one core run
   for half of the sequences. Threads do not do here: a step is thousands of short NumPy calls,
   and two threads handing the GIL back and forth between them ran no faster than one (also
   tried without gain: splitting the softmax's rows over threads, and a training window's
-  layers as a pipeline over two threads; README, Speed). Two processes have a GIL each.
+  layers as a pipeline over two threads; bench/HISTORY.md). Two processes have a GIL each.
 
 BLAS is held to one thread meanwhile, so that the two threads or processes together use the
 cores BLAS would have used, without asking for twice as many (two processes each running two
