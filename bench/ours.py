@@ -18,12 +18,16 @@ def _model(case, vocab):
     return Model.init(config, np.random.default_rng(0))
 
 
-def train(case, ids, tokenizer, clock):
+def make_trainer(case, vocab) -> tuple[Trainer, TrainConfig]:
+    """The Trainer `lm train` would make for the case, and its settings."""
     s = case.setup
-    model = _model(case, len(tokenizer))
     cfg = TrainConfig(seq_len=s["seq_len"], batch_size=s["batch_size"], optimizer=s["optimizer"], lr=s["lr"],
                       clip=s["clip"])
-    trainer = Trainer(model, cfg)
+    return Trainer(_model(case, vocab), cfg), cfg
+
+
+def train(case, ids, tokenizer, clock):
+    trainer, cfg = make_trainer(case, len(tokenizer))
     windows = itertools.cycle(Batches(ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len))
     for _ in range(case.warmup):
         trainer.step(*next(windows), cfg.lr)

@@ -1,6 +1,7 @@
 """The benchmark's lm side runs through the same API as the tool, on tiny cases: `make bench`
 cannot silently drift from the code it measures. (PyTorch's side needs the bench extra.)"""
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -84,3 +85,17 @@ def test_the_share_case_takes_the_higher_of_the_peaks_measured_just_before_and_a
     assert run.measured("torch", run.SHARE, Path("."), {}) == {"rate": 1.0, "gflops": 140.0}
     assert calls == ["peak", "ours", "peak", "peak", "torch", "peak"]
     assert run.measured("torch", "char training, LSTM", Path("."), {}) == {"rate": 1.0}
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) to build bench/softmax_in_c.py's function")
+def test_the_c_softmax_experiment_computes_what_lm_does(tmp_path):
+    import softmax_in_c
+
+    fast = softmax_in_c.in_c(softmax_in_c.build(tmp_path))
+    loss_diff, grad_diff = softmax_in_c.agreement(fast)
+    assert loss_diff < 1e-6 and grad_diff < 2e-6  # a wrong polynomial term (1/72 for 1/720) gives 4e-6
+    logits = np.array([[0.0, 1.0, 2.0], [5.0, 5.0, 5.0]], np.float32)
+    loss, grad = fast(logits, np.array([2, 0]), 0.5)
+    p = np.exp([0.0, 1.0, 2.0]) / np.exp([0.0, 1.0, 2.0]).sum()
+    assert np.isclose(loss, -np.log(p[2]) + np.log(3), rtol=1e-6)
+    np.testing.assert_allclose(grad, 0.5 * (np.array([p, [1 / 3] * 3]) - [[0, 0, 1], [1, 0, 0]]), atol=1e-6)
