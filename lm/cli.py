@@ -5,15 +5,14 @@ Errors the user can cause end in one line on stderr: exit 1 for runtime errors, 
 """
 
 import json
+import math
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import fields
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
-
-import math
-from collections.abc import Iterator
 
 import typer
 from rich.console import Console
