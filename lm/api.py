@@ -15,6 +15,7 @@ import numpy as np
 
 from . import card, checkpoint, sample as sampling
 from .checkpoint import Checkpoint
+from .config import check_count
 from .errors import ConfigError
 from .score import SentenceScore, StreamScore, rank, score_sentence, score_stream
 from .tokenizer import knows_line
@@ -93,8 +94,7 @@ class LanguageModel(Checkpoint):
 
     def evaluate(self, text: str, *, batch_size: int = 1) -> StreamScore:
         """A whole text read as one stream (lm eval): perplexity with and without <UNK>, bits per unit."""
-        if batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, not {batch_size}")
+        check_count("--batch-size", batch_size)
         return score_stream(self.model, self.tokenizer, text, batch_size)
 
     def perplexity(self, text: str, *, batch_size: int = 1) -> float:

@@ -437,8 +437,6 @@ def evaluate(
 ) -> None:
     """Perplexity of a whole file, the state carried across lines (as published figures are computed),
     with and without the tokens outside the vocabulary (as KenLM reports it)."""
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, not {batch_size}")
     lm_model = load(model)
     result = lm_model.evaluate(read_text(file, encoding, errors.value), batch_size=batch_size)
     if json_out:

@@ -23,6 +23,13 @@ MAX_UNITS = 2**20  # hidden units, embedding size
 MAX_COUNT = 2**31 - 1  # token ids are int32; steps, sequences, epochs
 
 
+def check_count(flag: str, value: int, least: int = 1) -> None:
+    """A count outside the dataclasses (sampling limits, -n, lm eval's batch): from `least` to
+    MAX_COUNT, else a ConfigError naming the flag."""
+    if not least <= value <= MAX_COUNT:
+        raise ConfigError(f"{flag} must be from {least} to {MAX_COUNT:,}, not {value:,}")
+
+
 def _positive(default, max=MAX_COUNT):
     return field(default=default, metadata={"min": 1, "max": max})
 

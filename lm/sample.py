@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import MAX_COUNT
+from .config import check_count
 from .errors import ConfigError, LMError
 from .model import Model
 from .tokenizer import Tokenizer, knows_line
@@ -28,9 +28,8 @@ class Limits:
 
     def __post_init__(self):
         for name in ("chars", "words", "tokens"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"--{name} must be at least 1, not {value}")
+            if getattr(self, name) is not None:
+                check_count(f"--{name}", getattr(self, name))
 
     @property
     def token_cap(self) -> int | None:
@@ -58,12 +57,11 @@ class Drawing:
     def __post_init__(self):
         if not np.isfinite(self.temperature) or self.temperature <= 0:
             raise ConfigError(f"--temperature must be a positive number, not {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ConfigError(f"--top-k must be at least 1, not {self.top_k}")
+        if self.top_k is not None:
+            check_count("--top-k", self.top_k)
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p}")
-        if self.min_length < 0:
-            raise ConfigError(f"--min-length must be at least 0, not {self.min_length}")
+        check_count("--min-length", self.min_length, least=0)
 
     def pick(self, logits: np.ndarray, step: int, eos: int | None, rng: np.random.Generator) -> np.ndarray:
         """One token id for each row of logits (n, V), the `step`-th drawn (from 0).
@@ -258,8 +256,7 @@ def draw_many(model: Model, tokenizer: Tokenizer, num: int, *, chars: int | None
     """`num` sequences drawn side by side (much faster than one after another; MAX_BATCH at a
     time), each yielded as (index, text) the moment it is complete, primer first; the settings
     of `sample`."""
-    if not 1 <= num <= MAX_COUNT:
-        raise ConfigError(f"--num must be from 1 to {MAX_COUNT:,}, not {num:,}")
+    check_count("--num", num)
     s = _setup(tokenizer, chars, words, tokens, temperature, top_k, top_p, prime, seed, min_length, unk, no_unk,
                greedy)
     return _many(model, tokenizer, num, s, stop, novel)

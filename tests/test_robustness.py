@@ -536,7 +536,10 @@ def test_absurdly_large_sizes_are_usage_errors_not_numpy_errors(tmp_path, corpus
         for flag in ("--vocab-size", "--layers", "--hidden", "--embed", "--seq-len", "--batch-size", "--epochs"):
             command = ["train", corpus.name, "-m", "m.npz", *TINY_FLAGS]
             _check_value(monkeypatch, capsys, command, flag, value, False)
-        _check_value(monkeypatch, capsys, ["sample", "-m", char_model, "--tokens", "1"], "--num", value, False)
+        for flag in ("--num", "--chars", "--words", "--tokens", "--top-k", "--min-length"):
+            _check_value(monkeypatch, capsys, ["sample", "-m", char_model, "--tokens", "1"], flag, value, False)
+    # 2^31 - 1 and more: an eval batch that large read every token from the zero state, silently
+    _check_value(monkeypatch, capsys, ["eval", corpus, "-m", char_model], "--batch-size", str(2**31), False)
 
 
 def test_an_interrupted_run_does_not_claim_another_runs_model_as_saved(tmp_path, corpus, monkeypatch, capsys):
