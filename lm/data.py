@@ -73,7 +73,7 @@ def _check_decoding(encoding: str, errors: str) -> None:
     try:
         b"\0".decode(encoding, "replace")  # LookupError for unknown names and for codecs like rot13
     except LookupError:
-        raise LMError(f"unknown text encoding {encoding!r}") from None
+        raise ConfigError(f"unknown text encoding {encoding!r}") from None
 
 
 def lines(text: str | Iterable[str]) -> Iterator[str]:

@@ -431,10 +431,10 @@ def test_an_unknown_encoding_is_one_line_wherever_text_is_read(tmp_path, char_mo
     runs = [["train", "s.txt", "-m", "new.npz"], ["eval", "s.txt", "-m", char_model],
             ["score", "-f", "s.txt", "-m", char_model], ["sample", "--prime-file", "s.txt", "-m", char_model]]
     for args in runs:
-        assert_one_line_error(run_lm(*args, "--encoding", encoding, cwd=tmp_path), "unknown text encoding", code=1)
+        assert_one_line_error(run_lm(*args, "--encoding", encoding, cwd=tmp_path), "unknown text encoding", code=2)
     piped = subprocess.run([sys.executable, "-m", "lm", "score", "-", "-m", str(char_model), "--encoding", encoding],
                            input="the cat\n", capture_output=True, text=True, cwd=tmp_path)
-    assert_one_line_error(piped, "unknown text encoding", code=1)
+    assert_one_line_error(piped, "unknown text encoding", code=2)
 
 
 @pytest.mark.parametrize("tokenizer", ["char", "word"])
