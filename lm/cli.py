@@ -4,6 +4,7 @@ Results go to stdout, progress and messages to stderr, so `lm sample > out.txt` 
 Errors the user can cause end in one line on stderr: exit 1 for runtime errors, 2 for usage.
 """
 
+import itertools
 import json
 import math
 import os
@@ -392,14 +393,19 @@ def _scored(lm_model: LanguageModel, texts: Iterator[str], no_eos: bool, unk: st
 
 
 def _sentences(args: list[str], file: Path | None, encoding: str, errors: str) -> Iterator[str]:
-    """The sentences to score, lazily: arguments, then --file's lines; stdin's for "-" or a pipe."""
-    if args == ["-"] and file is not None:
+    """The sentences to score, lazily: the arguments, stdin's lines where one of them is "-",
+    then --file's lines; with neither arguments nor --file, a pipe's lines."""
+    if "-" in args and file is not None:
         raise ConfigError("give - (standard input) or --file, not both")
-    from_stdin = args == ["-"] or (not args and file is None and not sys.stdin.isatty())
-    if not args and file is None and not from_stdin:
-        raise ConfigError("give sentences to score, --file FILE, or pipe them in (- reads stdin)")
-    if from_stdin:
-        return lines(read_stdin(encoding, errors))
+    if args.count("-") > 1:
+        raise ConfigError("give - (standard input) once")
+    if not args and file is None:
+        if sys.stdin.isatty():
+            raise ConfigError("give sentences to score, --file FILE, or pipe them in (- reads stdin)")
+        args = ["-"]
+    if "-" in args:
+        at = args.index("-")
+        return itertools.chain(args[:at], lines(read_stdin(encoding, errors)), args[at + 1 :])
     return iter(args + (list(lines(read_text(file, encoding, errors))) if file else []))
 
 

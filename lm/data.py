@@ -58,7 +58,10 @@ def read_stdin(encoding: str = "utf-8", errors: str = "strict") -> Iterator[str]
 def _decoded(binary, encoding: str, errors: str) -> Iterator[str]:
     stream = io.TextIOWrapper(binary, encoding, errors, newline="")
     try:
-        yield from stream
+        for n, line in enumerate(stream, 1):
+            if "\0" in line:  # as read_text refuses a file
+                raise LMError(f"standard input looks binary (a NUL character in line {n}); give text")
+            yield line
     except UnicodeDecodeError as e:
         raise LMError(f"standard input is not valid {encoding}: byte 0x{e.object[e.start]:02x}; "
                       f"give its --encoding, or --errors replace") from None

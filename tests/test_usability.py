@@ -59,6 +59,10 @@ def test_score_dash_and_file_and_arguments(tmp_path, char_model):
     assert streamed.stdout.splitlines()[1].endswith("the cat sat on the mat.")
     assert_one_line_error(run_lm("score", "-m", char_model, cwd=tmp_path), "no sentences", code=1)  # empty stdin
     assert_one_line_error(run_lm("score", "-", "-m", char_model, "-f", "s.txt", cwd=tmp_path), "not both", code=2)
+    among = subprocess.run([sys.executable, "-m", "lm", "score", "the cat", "-", "a", "-m", str(char_model), "--json",
+                            "--no-rank"], input="the dog\n", capture_output=True, text=True, cwd=tmp_path)
+    assert [json.loads(line)["text"] for line in among.stdout.splitlines()] == ["the cat", "the dog", "a"]
+    assert_one_line_error(run_lm("score", "-", "-", "-m", char_model, cwd=tmp_path), "once", code=2)
 
 
 def _lm_bytes(*args, cwd, data: bytes):
@@ -88,6 +92,15 @@ def test_piped_text_is_decoded_and_split_into_lines_as_a_file_is(tmp_path, char_
         "lm: error: standard input is not valid utf-8: byte 0xe9; give its --encoding, or --errors replace")
     replaced = _lm_bytes("score", "-", "-m", char_model, "--json", "--errors", "replace", cwd=tmp_path, data=latin1)
     assert json_lines(replaced.stdout.decode())[0]["text"] == "the caf\ufffd sat"
+
+
+def test_binary_piped_in_is_refused_as_a_binary_file_is(tmp_path, char_model):
+    """It was scored, and its NUL bytes printed to the terminal."""
+    for args in (["score"], ["score", "the cat", "-"], ["sample", "--prime-file", "-", "--chars", "5"]):
+        result = _lm_bytes(*args, "-m", char_model, cwd=tmp_path, data=b"the cat\nabc\0def\n")
+        assert result.returncode == 1 and b"\0" not in result.stdout
+        assert result.stderr.decode().splitlines() == [
+            "lm: error: standard input looks binary (a NUL character in line 2); give text"]
 
 
 def test_no_eos_log10_and_bits(tmp_path, word_model):
