@@ -70,7 +70,8 @@ class LanguageModel(Checkpoint):
         options = dict(options)
         if options.pop("novel", False):
             if self.line_hashes is None:
-                raise ConfigError("--novel needs a model trained with --lines (it keeps hashes of its training lines)")
+                raise ConfigError("--novel needs a character model trained with --lines (it keeps hashes of its "
+                                  "training lines; word models keep none)")
             options["novel"] = self.line_hashes
         return options
 

@@ -175,9 +175,9 @@ def train(
         return
     why = {"max-time": "--max-time reached; ", "patience": "no improvement on validation (--patience); "}
     err.print(f"{why.get(result.stopped, '')}{saved}", markup=False)
-    if result.resume_path is not None:
-        err.print(f"to train on: lm train {corpus} -m {model} --resume, with a higher --epochs to go past "
-                  f"the last one (from {result.resume_path})", markup=False)
+    if result.resume_path is not None:  # --max-time stopped it: epochs remain
+        err.print(f"to go on: lm train {corpus} -m {model} --resume (from {result.resume_path}); --max-time "
+                  f"counts each session, and --resume keeps it unless given again", markup=False)
 
 
 def _clock(seconds: float) -> str:

@@ -594,6 +594,17 @@ def test_max_time_of_a_resumed_session_counts_that_session_only(tmp_path, corpus
     assert steps == 8  # a step's reading of the clock a quarter second after the one before
 
 
+def test_a_run_that_max_time_stopped_says_how_to_go_on(tmp_path, corpus, monkeypatch, capsys):
+    """It said to resume "with a higher --epochs to go past the last one", with epochs left."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys.modules["lm.train"], "time", _Clock())
+    code, _, err = run_main(monkeypatch, capsys, "train", corpus.name, "-m", "m.npz", "--epochs", "3",
+                            "--max-time", "2", *TINY_FLAGS)
+    assert code == 0 and "--max-time reached" in err
+    assert (f"to go on: lm train {corpus.name} -m m.npz --resume (from m.resume.npz); --max-time counts each "
+            "session, and --resume keeps it unless given again") in " ".join(err.split())
+
+
 def test_a_corpus_too_short_for_its_settings_is_told_what_is_short(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "short.txt").write_text("the cat sat on the mat. " * 40)
