@@ -215,7 +215,7 @@ class _TrainView:
             return
         if isinstance(info, StartInfo):
             self._line(f"model: {info.model}, {info.parameters:,} parameters, vocabulary {info.vocab:,}")
-            self._line(f"data: {info.train_tokens:,} training tokens ({info.steps_per_epoch:,} steps an epoch), "
+            self._line(f"data: {info.train_tokens:,} training tokens ({info.steps_per_epoch:,} step{'s' if info.steps_per_epoch != 1 else ''} an epoch), "
                        f"{info.valid_tokens:,} validation tokens")
             self._line(f"recipe: {info.recipe}")
         elif isinstance(info, Notice):

@@ -276,7 +276,7 @@ def _recipe(cfg: TrainConfig) -> str:
     clip = f"clip {cfg.clip:g}" if cfg.clip else "no clipping"
     stop = f", patience {cfg.patience}" if cfg.patience else ""
     return (f"{cfg.optimizer} lr {cfg.learning_rate:g}{schedule}, {clip}, batch {cfg.batch_size} x "
-            f"{cfg.seq_len} steps, {cfg.epochs} epochs{stop}")
+            f"{cfg.seq_len} steps, {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}{stop}")
 
 
 class _Signals:
