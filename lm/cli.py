@@ -456,11 +456,14 @@ def evaluate(
 @app.command(epilog="Example: lm info models/ptb.npz")
 def info(
     path: Annotated[Optional[Path], typer.Argument(metavar="[MODEL]", help="Model file [default: --model].")] = None,
-    model: ModelOpt = Path(DEFAULT_MODEL_PATH),
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", "-m", help=f"Model file (.npz) [default: {DEFAULT_MODEL_PATH}].")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The model card: network, vocabulary, corpus, training, the loss curve and gradient statistics."""
-    path = path or model
+    if path is not None and model is not None:
+        raise ConfigError("give the model as MODEL or with --model, not both")
+    path = path or model or Path(DEFAULT_MODEL_PATH)
     facts = load(path).info(path)
     if json_out:
         print(json.dumps(facts))

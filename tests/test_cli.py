@@ -1,9 +1,10 @@
 """The `lm` command end to end, in a subprocess: results on stdout, one-line errors on stderr."""
 
+import json
 import math
 
 import pytest
-from cli_utils import TINY_FLAGS, assert_ok, assert_one_line_error, json_lines, run_lm
+from cli_utils import TINY_FLAGS, assert_ok, assert_one_line_error, json_lines, run_lm, run_main
 
 import lm
 from lm import cli
@@ -232,3 +233,12 @@ def test_unwritable_model_path_fails_before_training(tmp_path, corpus):
 
 def test_sample_negative_seed_is_a_usage_error(tmp_path, char_model):
     assert_one_line_error(run_lm("sample", "-m", char_model, "--seed", "-1", cwd=tmp_path), "--seed", code=2)
+
+
+def test_info_takes_its_model_as_an_argument_or_with_model_not_both(tmp_path, char_model, monkeypatch, capsys):
+    """Given both, the argument won silently."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_main(monkeypatch, capsys, "info", "-m", char_model, "--json")
+    assert code == 0 and json.loads(out)["file"]["path"] == str(char_model)
+    code, _, err = run_main(monkeypatch, capsys, "info", char_model, "-m", tmp_path / "other.npz")
+    assert code == 2 and err.strip() == "lm: error: give the model as MODEL or with --model, not both"
