@@ -144,7 +144,7 @@ def train(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Go on from MODEL's resume file (left by Ctrl-C, --max-time or --checkpoint-every).",
     )] = False,
-    encoding: EncodingOpt = "utf-8",
+    encoding: Annotated[str, typer.Option(help="Text encoding of CORPUS and --valid.")] = "utf-8",
     errors: ErrorsOpt = ErrorsKind.strict,
     sample_chars: Annotated[int, typer.Option(help="Characters sampled after each epoch (0: none).")] = TRN.sample_chars,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
@@ -156,6 +156,9 @@ def train(
     writes MODEL's resume file (model.resume.npz beside model.npz); `--resume` goes on from it
     exactly. A second Ctrl-C quits at once.
     """
+    if "-" in (str(corpus), str(valid)):
+        raise ConfigError("lm train reads files only, not - (standard input): --resume checks that its corpus "
+                          "is the same; save the text to a file first")
     given = {k for k in SETTINGS if ctx.get_parameter_source(k).name != "DEFAULT"}
     settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items()
                 if k in SETTINGS and (k in given or not resume)}
@@ -284,8 +287,7 @@ def sample(
     if prime_file is not None:
         if prime:
             raise ConfigError("give --prime or --prime-file, not both")
-        prime = ("".join(read_stdin(encoding, errors.value)) if str(prime_file) == "-"
-                 else read_text(prime_file, encoding, errors.value))
+        prime = _whole_text(prime_file, encoding, errors.value)
     lm_model = load(model)
     options = dict(chars=chars, words=words, tokens=tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                    prime=prime, seed=seed, stop=stop or (), min_length=min_length, unk=unk and unk.value,
@@ -409,6 +411,16 @@ def _sentences(args: list[str], file: Path | None, encoding: str, errors: str) -
     return iter(args + (list(lines(read_text(file, encoding, errors))) if file else []))
 
 
+def _whole_text(path: Path, encoding: str, errors: str) -> str:
+    """A file's text, or all of standard input's for "-", refused alike when empty or binary."""
+    if str(path) != "-":
+        return read_text(path, encoding, errors)
+    text = "".join(read_stdin(encoding, errors))
+    if not text.strip():
+        raise LMError("standard input is empty; give some text")
+    return text
+
+
 def _colour() -> bool:
     return out.is_terminal and not out.no_color
 
@@ -434,7 +446,7 @@ def _per_token(lm_model: LanguageModel, s: SentenceScore, log10: bool) -> None:
 
 @app.command("eval", epilog='Example: lm eval valid.txt')
 def evaluate(
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="Text file, read as one stream.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Text file, read as one stream; - reads stdin.")],
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     batch_size: Annotated[int, typer.Option(help="1 is exact; more is faster, a little pessimistic.")] = 1,
     encoding: EncodingOpt = "utf-8",
@@ -444,7 +456,7 @@ def evaluate(
     """Perplexity of a whole file, the state carried across lines (as published figures are computed),
     with and without the tokens outside the vocabulary (as KenLM reports it)."""
     lm_model = load(model)
-    result = lm_model.evaluate(read_text(file, encoding, errors.value), batch_size=batch_size)
+    result = lm_model.evaluate(_whole_text(file, encoding, errors.value), batch_size=batch_size)
     if json_out:
         print(json.dumps(result.to_dict()))
         return

@@ -94,6 +94,21 @@ def test_piped_text_is_decoded_and_split_into_lines_as_a_file_is(tmp_path, char_
     assert json_lines(replaced.stdout.decode())[0]["text"] == "the caf\ufffd sat"
 
 
+def test_eval_reads_stdin_for_dash_and_train_says_it_cannot(tmp_path, char_model):
+    """Both said "-: no such file", though --encoding's help spoke of standard input."""
+    text = "the cat sat on the mat.\nthe dog sat.\n"
+    (tmp_path / "v.txt").write_text(text)
+    from_file = json.loads(run_lm("eval", "v.txt", "-m", char_model, "--json", cwd=tmp_path).stdout)
+    piped = _lm_bytes("eval", "-", "-m", char_model, "--json", cwd=tmp_path, data=text.encode())
+    assert json.loads(piped.stdout) == from_file
+    empty = _lm_bytes("eval", "-", "-m", char_model, cwd=tmp_path, data=b" \n")
+    assert empty.returncode == 1 and empty.stderr.decode().strip() == "lm: error: standard input is empty; give some text"
+    for args in (["-"], ["v.txt", "--valid", "-"]):
+        refused = _lm_bytes("train", *args, "-m", "t.npz", cwd=tmp_path, data=text.encode())
+        assert refused.returncode == 2 and "not - (standard input)" in refused.stderr.decode()
+        assert len(refused.stderr.decode().splitlines()) == 1 and not (tmp_path / "t.npz").exists()
+
+
 def test_binary_piped_in_is_refused_as_a_binary_file_is(tmp_path, char_model):
     """It was scored, and its NUL bytes printed to the terminal."""
     for args in (["score"], ["score", "the cat", "-"], ["sample", "--prime-file", "-", "--chars", "5"]):
@@ -308,7 +323,7 @@ def test_the_python_api_does_what_the_cli_does(tmp_path, char_model, corpus):
     ranked = model.rank(["the dog", "the cat sat on the mat."])
     assert ranked[0].logprob >= ranked[1].logprob and {s.text for s in ranked} == {"the dog", "the cat sat on the mat."}
     cli_eval = json_lines(run_lm("eval", corpus, "-m", char_model, "--json", cwd=tmp_path).stdout)[0]
-    assert model.perplexity(corpus.read_text()) == pytest.approx(cli_eval["perplexity"])
+    assert model.perplexity(lm.read_text(corpus)) == pytest.approx(cli_eval["perplexity"])
     assert model.sample_many(3, chars=10, seed=4) == [t for _, t in sorted(model.draw_many(3, chars=10, seed=4))]
 
 
