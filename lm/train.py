@@ -528,7 +528,7 @@ class _Run:
                 stopped = "patience"  # also when --max-time ended the epoch: the run is over either way
             if stopped:
                 return stopped
-            if signals.requested:
+            if signals.requested and rs.epoch <= cfg.epochs:  # after the last epoch there is nothing to resume
                 return signals.requested
         return None
 

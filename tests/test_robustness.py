@@ -594,6 +594,14 @@ def test_max_time_of_a_resumed_session_counts_that_session_only(tmp_path, corpus
     assert steps == 8  # a step's reading of the clock a quarter second after the one before
 
 
+def test_a_signal_in_the_last_steps_of_the_last_epoch_ends_a_complete_run(tmp_path, corpus):
+    """The run finished its last epoch, yet it left a resume file and said to go on from it."""
+    path = tmp_path / "m.npz"
+    result = lm.train(corpus, path, on_progress=_signal_at(18), **{**TINY, "epochs": 1})  # 18 steps an epoch
+    assert result.stopped is None and result.resume_path is None and len(result.history) == 1
+    assert path.exists() and not checkpoint.resume_path(path).exists()
+
+
 def test_a_run_that_max_time_stopped_says_how_to_go_on(tmp_path, corpus, monkeypatch, capsys):
     """It said to resume "with a higher --epochs to go past the last one", with epochs left."""
     monkeypatch.chdir(tmp_path)
