@@ -162,6 +162,9 @@ def train(
     given = {k for k in SETTINGS if ctx.get_parameter_source(k).name != "DEFAULT"}
     settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items()
                 if k in SETTINGS and (k in given or not resume)}
+    if not (resume or quiet):
+        for note in _unused(given, tokenizer.value, valid is not None):
+            err.print(f"note: {note}", markup=False)
     view = _TrainView(quiet, json_out)
     try:
         result = run_training(corpus, model, valid=valid, encoding=encoding, errors=errors.value, resume=resume,
@@ -181,6 +184,16 @@ def train(
     if result.resume_path is not None:  # --max-time stopped it: epochs remain
         err.print(f"to go on: lm train {corpus} -m {model} --resume (from {result.resume_path}); --max-time "
                   f"counts each session, and --resume keeps it unless given again", markup=False)
+
+
+def _unused(given: set[str], tokenizer: str, valid: bool) -> list[str]:
+    """Settings given on the command line that this run has no use for, each with why."""
+    unused = {
+        "vocab_size": (tokenizer == "char", "--vocab-size is for word models: a character model keeps every character"),
+        "lines": (tokenizer != "char", "--lines is for character models: a word model reads every line as a sentence"),
+        "valid_fraction": (valid, "--valid-fraction is not used with --valid"),
+    }
+    return [why for name, (idle, why) in unused.items() if idle and name in given]
 
 
 def _clock(seconds: float) -> str:

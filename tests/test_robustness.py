@@ -602,6 +602,23 @@ def test_a_signal_in_the_last_steps_of_the_last_epoch_ends_a_complete_run(tmp_pa
     assert path.exists() and not checkpoint.resume_path(path).exists()
 
 
+def test_settings_a_run_has_no_use_for_are_noted(tmp_path, corpus, monkeypatch, capsys):
+    """They were accepted in silence: --vocab-size on a character model, --lines on a word
+    model (whose lines --novel then could not use), --valid-fraction beside --valid."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(monkeypatch, capsys, "train", corpus.name, "-m", "c.npz", "--epochs", "1", *TINY_FLAGS,
+                            "--vocab-size", "5", "--valid", corpus.name, "--valid-fraction", "0.5")
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert code == 0 and notes == ["note: --vocab-size is for word models: a character model keeps every character",
+                                   "note: --valid-fraction is not used with --valid"]
+    code, _, err = run_main(monkeypatch, capsys, "train", corpus.name, "-m", "w.npz", "--epochs", "1", *TINY_FLAGS,
+                            "--tokenizer", "word", "--lines")
+    assert code == 0 and [line for line in err.splitlines() if line.startswith("note:")] == [
+        "note: --lines is for character models: a word model reads every line as a sentence"]
+    code, _, err = run_main(monkeypatch, capsys, "train", corpus.name, "-m", "q.npz", "--epochs", "1", *TINY_FLAGS)
+    assert code == 0 and "note:" not in err
+
+
 def test_a_run_that_max_time_stopped_says_how_to_go_on(tmp_path, corpus, monkeypatch, capsys):
     """It said to resume "with a higher --epochs to go past the last one", with epochs left."""
     monkeypatch.chdir(tmp_path)
