@@ -162,10 +162,7 @@ def train(
     given = {k for k in SETTINGS if ctx.get_parameter_source(k).name != "DEFAULT"}
     settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items()
                 if k in SETTINGS and (k in given or not resume)}
-    if not (resume or quiet):
-        for note in _unused(given, tokenizer.value, valid is not None):
-            err.print(f"note: {note}", markup=False)
-    view = _TrainView(quiet, json_out)
+    view = _TrainView(quiet, json_out, [] if resume else _unused(given, tokenizer.value, valid is not None))
     try:
         result = run_training(corpus, model, valid=valid, encoding=encoding, errors=errors.value, resume=resume,
                               on_progress=view.show, stop_signals=tuple(SIGNAL_EXIT), **settings)
@@ -208,8 +205,9 @@ class _TrainView:
 
     LOG_LINES = 10
 
-    def __init__(self, quiet: bool, json_out: bool):
-        self.quiet, self.json_out = quiet, json_out
+    def __init__(self, quiet: bool, json_out: bool, notes: list[str]):
+        """notes: shown first, once the settings have passed their checks."""
+        self.quiet, self.json_out, self.notes = quiet, json_out, notes
         self.live = err.is_terminal and not quiet
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
@@ -230,6 +228,8 @@ class _TrainView:
         if self.quiet:
             return
         if isinstance(info, StartInfo):
+            for note in self.notes:
+                self._line(f"note: {note}")
             self._line(f"model: {info.model}, {info.parameters:,} parameters, vocabulary {info.vocab:,}")
             self._line(f"data: {info.train_tokens:,} training tokens ({info.steps_per_epoch:,} step{'s' if info.steps_per_epoch != 1 else ''} an epoch), "
                        f"{info.valid_tokens:,} validation tokens")
