@@ -231,7 +231,8 @@ class _TrainView:
             for note in self.notes:
                 self._line(f"note: {note}")
             self._line(f"model: {info.model}, {info.parameters:,} parameters, vocabulary {info.vocab:,}")
-            self._line(f"data: {info.train_tokens:,} training tokens ({info.steps_per_epoch:,} step{'s' if info.steps_per_epoch != 1 else ''} an epoch), "
+            steps = f"{info.steps_per_epoch:,} step{'s' if info.steps_per_epoch != 1 else ''}"
+            self._line(f"data: {info.train_tokens:,} training tokens ({steps} an epoch), "
                        f"{info.valid_tokens:,} validation tokens")
             self._line(f"recipe: {info.recipe}")
         elif isinstance(info, Notice):

@@ -28,8 +28,9 @@ class Limits:
 
     def __post_init__(self):
         for name in ("chars", "words", "tokens"):
-            if getattr(self, name) is not None:
-                check_count(f"--{name}", getattr(self, name))
+            value = getattr(self, name)
+            if value is not None:
+                check_count(f"--{name}", value)
 
     @property
     def token_cap(self) -> int | None:
