@@ -129,6 +129,7 @@ class Batches:
             tokens = f"{len(ids):,} token" + ("s" if len(ids) != 1 else "")
             raise LMError(f"{source} has {tokens}, too few for --batch-size {batch_size}; {advice}")
         self.y = np.ascontiguousarray(ids[: batch_size * n].astype(np.int32, copy=False).reshape(batch_size, n).T)
+        self.left_out = len(ids) - batch_size * n  # the tail that does not fill all B streams
         self.first = np.concatenate([[start_id], self.y[-1, :-1]]).astype(np.int32)  # x<1> of each stream
         self.seq_len = seq_len
 

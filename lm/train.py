@@ -463,6 +463,9 @@ class _Run:
         c = model.config
         report(StartInfo(f"{c.layers} x {c.hidden} {c.cell.upper()}, embedding {c.embed}", model.num_params(),
                          c.vocab, batches.tokens, len(self.valid_ids), len(batches), _recipe(cfg)))
+        if batches.left_out > 0.01 * (batches.tokens + batches.left_out):  # fewer than B: many only if B is large
+            report(Notice(f"the last {batches.left_out:,} training tokens do not fill the {cfg.batch_size:,} streams "
+                          f"of --batch-size and are left out; a smaller --batch-size trains on them"))
         if rs.step or rs.epoch > 1:
             report(Notice(f"resuming at epoch {rs.epoch}, step {rs.step} of {len(batches)}"))
         steps = len(batches)

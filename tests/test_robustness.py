@@ -619,6 +619,19 @@ def test_settings_a_run_has_no_use_for_are_noted(tmp_path, corpus, monkeypatch, 
     assert code == 0 and "note:" not in err
 
 
+def test_a_batch_that_leaves_much_of_the_corpus_out_says_so(tmp_path):
+    """--batch-size 100000 trained on 200,000 of 269,984 tokens, told only by the data line."""
+    (tmp_path / "c.txt").write_text(("abcdefghij" * 100)[:-1] + "\n")  # 1,000 characters
+    for batch, left_out in ((450, 100), (500, 0)):
+        notices = []
+        lm.train(tmp_path / "c.txt", tmp_path / f"m{batch}.npz", batch_size=batch, seq_len=2, valid_fraction=0.0,
+                 epochs=1, hidden=4, embed=2, sample_chars=0,
+                 on_progress=lambda info: notices.append(info.text) if isinstance(info, Notice) else None)
+        expected = [f"the last {left_out} training tokens do not fill the {batch} streams of --batch-size and are "
+                    "left out; a smaller --batch-size trains on them"] if left_out else []
+        assert notices == expected
+
+
 def test_a_run_that_max_time_stopped_says_how_to_go_on(tmp_path, corpus, monkeypatch, capsys):
     """It said to resume "with a higher --epochs to go past the last one", with epochs left."""
     monkeypatch.chdir(tmp_path)
