@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .checkpoint import Checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, counted
 from .errors import ConfigError
 from .score import perplexity
 from .tokenizer import EOS, UNK
@@ -325,7 +325,7 @@ def _recipe_row(recipe: dict) -> str:
         rate.append(f"lr {recipe['lr']:g}")
     parts = [" ".join(rate)]
     if "batch_size" in recipe and "seq_len" in recipe:
-        parts.append(f"batch {recipe['batch_size']} x {recipe['seq_len']} steps")
+        parts.append(f"batch {recipe['batch_size']} x {counted(recipe['seq_len'], 'step')}")
     if "clip" in recipe:
         parts.append(f"clip {recipe['clip']:g}" if recipe["clip"] else "no clipping")
     return ", ".join(p for p in parts if p)

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from . import __version__, card
 from .api import LanguageModel, load
-from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
+from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig, counted
 from .data import lines, read_stdin, read_text
 from .errors import ConfigError, LMError
 from .score import SentenceScore, rank
@@ -231,8 +231,7 @@ class _TrainView:
             for note in self.notes:
                 self._line(f"note: {note}")
             self._line(f"model: {info.model}, {info.parameters:,} parameters, vocabulary {info.vocab:,}")
-            steps = f"{info.steps_per_epoch:,} step{'s' if info.steps_per_epoch != 1 else ''}"
-            self._line(f"data: {info.train_tokens:,} training tokens ({steps} an epoch), "
+            self._line(f"data: {info.train_tokens:,} training tokens ({counted(info.steps_per_epoch, 'step')} an epoch), "
                        f"{info.valid_tokens:,} validation tokens")
             self._line(f"recipe: {info.recipe}")
         elif isinstance(info, Notice):
@@ -383,7 +382,7 @@ def score(
             continue
         log = f"log10 P={s.log10prob:.3f}" if log10 else f"log P={s.logprob:.2f}"
         out.print(f"{i:>3}  P={s.probability}  {log}  ppl {s.perplexity:,.2f}  {s.bits_per_unit:.2f} bits/{s.unit}  "
-                  f"{len(s.tokens)} tokens  {s.unknown} unknown  ", Text(s.text), sep="", markup=False)
+                  f"{counted(len(s.tokens), 'token')}  {s.unknown} unknown  ", Text(s.text), sep="", markup=False)
         if per_token:
             _per_token(lm_model, s, log10)
         sys.stdout.flush()

@@ -30,6 +30,11 @@ def check_count(flag: str, value: int, least: int = 1) -> None:
         raise ConfigError(f"{flag} must be from {least} to {MAX_COUNT:,}, not {value:,}")
 
 
+def counted(n: int, noun: str) -> str:
+    """A count and its noun for messages: "1 step", "20 steps", "1,000 epochs"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _positive(default, max=MAX_COUNT):
     return field(default=default, metadata={"min": 1, "max": max})
 

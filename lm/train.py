@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__, checkpoint, optim, parallel
 from .checkpoint import Checkpoint
-from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig
+from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig, counted
 from .data import Batches, read_text, split_tail
 from .errors import ConfigError, LMError
 from .model import Model
@@ -276,7 +276,7 @@ def _recipe(cfg: TrainConfig) -> str:
     clip = f"clip {cfg.clip:g}" if cfg.clip else "no clipping"
     stop = f", patience {cfg.patience}" if cfg.patience else ""
     return (f"{cfg.optimizer} lr {cfg.learning_rate:g}{schedule}, {clip}, batch {cfg.batch_size} x "
-            f"{cfg.seq_len} steps, {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}{stop}")
+            f"{counted(cfg.seq_len, 'step')}, {counted(cfg.epochs, 'epoch')}{stop}")
 
 
 class _Signals:
@@ -499,7 +499,7 @@ class _Run:
                     rs.lr *= 0.5
                     rs.lr_scale *= 0.5
                     report(Notice(f"the loss was {loss} at epoch {epoch}, step {step}: rolled back to the "
-                                  f"weights of {snapshot_step} steps in, learning rate halved to {rs.lr:.3g}"))
+                                  f"weights of {counted(snapshot_step, 'step')} in, learning rate halved to {rs.lr:.3g}"))
                     continue
                 rs.step = step
                 rs.epoch_nats += loss

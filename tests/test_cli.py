@@ -77,6 +77,10 @@ def test_score_ranks_most_probable_first(tmp_path, char_model):
     assert_ok(result)
     assert SHORT in result.stdout and LONG in result.stdout
     assert result.stdout.index(SHORT) < result.stdout.index(LONG)
+    assert f"{len(SHORT)} tokens  0 unknown" in result.stdout
+    one = run_lm("score", "-m", char_model, "t", cwd=tmp_path)
+    assert_ok(one)
+    assert "  1 token  0 unknown  t" in one.stdout, one.stdout
 
 
 def test_score_json(tmp_path, char_model):

@@ -580,8 +580,8 @@ def test_training_reports_its_recipe_first_and_the_time_of_each_epoch(tmp_path):
     assert isinstance(start, lm.StartInfo)
     assert start.model == "1 x 8 GRU, embedding 4" and start.parameters == lm.load(tmp_path / "m.npz").model.num_params()
     assert start.recipe == "sgd lr 0.5, x0.5 each epoch after 1, clip 5, batch 4 x 8 steps, 2 epochs"
-    one = importlib.import_module("lm.train")._recipe(lm.config.TrainConfig(epochs=1, clip=0.0))
-    assert one.endswith("no clipping, batch 32 x 50 steps, 1 epoch"), one
+    one = importlib.import_module("lm.train")._recipe(lm.config.TrainConfig(epochs=1, clip=0.0, seq_len=1))
+    assert one.endswith("no clipping, batch 32 x 1 step, 1 epoch"), one
     assert start.steps_per_epoch == sum(isinstance(i, lm.StepInfo) and i.epoch == 1 for i in seen)
     assert all(h.train_s > 0 and h.valid_s > 0 and h.elapsed_s >= h.train_s + h.valid_s for h in result.history)
 
