@@ -160,9 +160,8 @@ def train(
         raise ConfigError("lm train reads files only, not - (standard input): --resume checks that its corpus "
                           "is the same; save the text to a file first")
     given = {k for k in SETTINGS if ctx.get_parameter_source(k).name != "DEFAULT"}
-    settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items()
-                if k in SETTINGS and (k in given or not resume)}
-    view = _TrainView(quiet, json_out, [] if resume else _unused(given, tokenizer.value, valid is not None))
+    settings = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if k in given}
+    view = _TrainView(quiet, json_out)
     try:
         result = run_training(corpus, model, valid=valid, encoding=encoding, errors=errors.value, resume=resume,
                               on_progress=view.show, stop_signals=tuple(SIGNAL_EXIT), **settings)
@@ -183,16 +182,6 @@ def train(
                   f"counts each session, and --resume keeps it unless given again", markup=False)
 
 
-def _unused(given: set[str], tokenizer: str, valid: bool) -> list[str]:
-    """Settings given on the command line that this run has no use for, each with why."""
-    unused = {
-        "vocab_size": (tokenizer == "char", "--vocab-size is for word models: a character model keeps every character"),
-        "lines": (tokenizer != "char", "--lines is for character models: a word model reads every line as a sentence"),
-        "valid_fraction": (valid, "--valid-fraction is not used with --valid"),
-    }
-    return [why for name, (idle, why) in unused.items() if idle and name in given]
-
-
 def _clock(seconds: float) -> str:
     """H:MM:SS, hours unbounded (a long run's ETA passes a day)."""
     minutes, secs = divmod(int(min(seconds, 1e9)), 60)
@@ -205,9 +194,8 @@ class _TrainView:
 
     LOG_LINES = 10
 
-    def __init__(self, quiet: bool, json_out: bool, notes: list[str]):
-        """notes: shown first, once the settings have passed their checks."""
-        self.quiet, self.json_out, self.notes = quiet, json_out, notes
+    def __init__(self, quiet: bool, json_out: bool):
+        self.quiet, self.json_out = quiet, json_out
         self.live = err.is_terminal and not quiet
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
@@ -228,8 +216,6 @@ class _TrainView:
         if self.quiet:
             return
         if isinstance(info, StartInfo):
-            for note in self.notes:
-                self._line(f"note: {note}")
             self._line(f"model: {info.model}, {info.parameters:,} parameters, vocabulary {info.vocab:,}")
             self._line(f"data: {info.train_tokens:,} training tokens ({counted(info.steps_per_epoch, 'step')} an epoch), "
                        f"{info.valid_tokens:,} validation tokens")

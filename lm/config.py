@@ -153,5 +153,8 @@ class TrainConfig:
     def lr_at(self, epoch: int) -> float:
         """Step schedule: the learning rate of 1-based `epoch`, multiplied by lr_decay for every
         epoch after the first decay_after (Zaremba et al.'s small model: 1.0, halved each epoch
-        after the 4th). The plateau schedule decays after each epoch that did not improve."""
+        after the 4th). The plateau schedule starts at the full rate whatever decay_after says;
+        training decays it after each epoch that did not improve."""
+        if self.lr_schedule == "plateau":
+            return self.learning_rate
         return self.learning_rate * self.lr_decay ** max(0, epoch - self.decay_after)

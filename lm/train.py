@@ -279,6 +279,19 @@ def _recipe(cfg: TrainConfig) -> str:
             f"{counted(cfg.seq_len, 'step')}, {counted(cfg.epochs, 'epoch')}{stop}")
 
 
+def _unused(settings: dict, tok_cfg: TokenizerConfig, cfg: TrainConfig, valid: bool) -> tuple[str, ...]:
+    """Settings given (the keys of `settings`) that the run has no use for, each with why: they
+    were accepted in silence, and a user who gave one expects it to act."""
+    idle = {
+        "vocab_size": (tok_cfg.tokenizer == "char", "--vocab-size is for word models: a character model keeps every character"),
+        "lines": (tok_cfg.tokenizer != "char", "--lines is for character models: a word model reads every line as a sentence"),
+        "valid_fraction": (valid, "--valid-fraction is not used with --valid"),
+        "decay_after": (cfg.lr_schedule == "plateau",
+                        "--decay-after is for --lr-schedule step: plateau decays after an epoch that did not improve"),
+    }
+    return tuple(why for name, (unused, why) in idle.items() if unused and name in settings)
+
+
 class _Signals:
     """While training runs in the main thread: the first of the signals named (SIGINT, SIGTERM)
     asks the loop to stop at the next step boundary; a second raises KeyboardInterrupt at once,
@@ -325,9 +338,11 @@ class _Signals:
 class _Run:
     """One training run: its data, model, optimizer and RunState, from scratch or from a resume file."""
 
-    def __init__(self, path, tokenizer, model, batches, valid_ids, cfg, meta, rs: RunState, kept: dict):
+    def __init__(self, path, tokenizer, model, batches, valid_ids, cfg, meta, rs: RunState, kept: dict,
+                 notes: tuple[str, ...] = ()):
         self.path, self.tokenizer, self.model, self.batches = path, tokenizer, model, batches
         self.valid_ids, self.cfg, self.meta, self.rs = valid_ids, cfg, meta, rs
+        self.notes = notes  # settings given that the run has no use for, each with why
         self.kept = kept  # arrays every saved model carries: the line hashes of a --lines model
         self.trainer = Trainer(model, cfg)
         self.stats = GradStats(model.config.layers, cfg.seq_len) if cfg.grad_stats else None
@@ -350,7 +365,8 @@ class _Run:
         model = Model.init(ModelConfig(vocab=len(tokenizer), **model_settings), np.random.default_rng(cfg.seed))
         batches, valid_ids = _data(tokenizer, ids, valid, valid_text, cfg)
         kept = _kept(tokenizer, text)
-        return cls(path, tokenizer, model, batches, valid_ids, cfg, meta, RunState(lr=cfg.lr_at(1)), kept)
+        notes = _unused(settings, tok_cfg, cfg, valid is not None)
+        return cls(path, tokenizer, model, batches, valid_ids, cfg, meta, RunState(lr=cfg.lr_at(1)), kept, notes)
 
     @classmethod
     def resumed(cls, path, corpus, valid, encoding, errors, settings) -> "_Run":
@@ -463,6 +479,8 @@ class _Run:
         c = model.config
         report(StartInfo(f"{c.layers} x {c.hidden} {c.cell.upper()}, embedding {c.embed}", model.num_params(),
                          c.vocab, batches.tokens, len(self.valid_ids), len(batches), _recipe(cfg)))
+        for note in self.notes:
+            report(Notice(f"note: {note}"))
         if batches.left_out > 0.01 * (batches.tokens + batches.left_out):  # fewer than B: many only if B is large
             report(Notice(f"the last {batches.left_out:,} training tokens do not fill the {cfg.batch_size:,} streams "
                           f"of --batch-size and are left out; a smaller --batch-size trains on them"))

@@ -559,6 +559,10 @@ def test_plateau_schedule_decays_after_an_epoch_without_improvement(tmp_path):
     assert [h.lr for h in result.history] == [0.01, 0.01, 0.005, 0.0025]  # epoch 2 stalls: 3 is halved
     result, _ = _tiny_run(tmp_path, epochs=3, lr=0.01, lr_schedule="plateau", lr_decay=0.5)
     assert [h.lr for h in result.history] == [0.01, 0.01, 0.01]  # it improves: no decay
+    result, seen = _tiny_run(tmp_path, epochs=2, lr=0.01, lr_schedule="plateau", lr_decay=0.5, decay_after=0)
+    assert [h.lr for h in result.history] == [0.01, 0.01]  # the step schedule's --decay-after is not plateau's
+    assert lm.Notice("note: --decay-after is for --lr-schedule step: plateau decays after an epoch that did not "
+                     "improve") in seen  # through the API as through the CLI
     with pytest.raises(lm.ConfigError, match="lr-decay"):
         _tiny_run(tmp_path, lr_schedule="plateau")
 
