@@ -18,7 +18,7 @@ from .checkpoint import Checkpoint
 from .config import check_count
 from .errors import ConfigError
 from .score import SentenceScore, StreamScore, rank, score_sentence, score_stream
-from .tokenizer import knows_line
+from .tokenizer import copies_a_line
 
 
 class LanguageModel(Checkpoint):
@@ -80,9 +80,10 @@ class LanguageModel(Checkpoint):
         return self.extra.get("line_hashes")
 
     def in_training(self, text: str) -> bool | None:
-        """Whether `text` is a line of the training data; None if the model cannot tell (no --lines)."""
+        """Whether `text`, a sample, copies a line of the training data: its last line, since the
+        lines before it are a primer's; None if the model cannot tell (no --lines)."""
         hashes = self.line_hashes
-        return None if hashes is None else knows_line(hashes, text)
+        return None if hashes is None else copies_a_line(hashes, text)
 
     def score(self, sentence: str, *, no_eos: bool = False, unk: str | None = None) -> SentenceScore:
         """P(sentence) token by token (lm score). no_eos: a fragment, without <EOS>; unk: "error",

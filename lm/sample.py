@@ -9,7 +9,7 @@ import numpy as np
 from .config import check_count
 from .errors import ConfigError, LMError
 from .model import Model
-from .tokenizer import Tokenizer, knows_line
+from .tokenizer import Tokenizer, copies_a_line
 
 DEFAULT_TOKENS = 200  # the limit when none is given
 TOKENS_PER_WORD_CAP = 100  # a word limit also stops here, for models that rarely draw a space
@@ -281,7 +281,7 @@ def _many(model, tokenizer, num: int, s: _Setup, stop, novel) -> Iterator[tuple[
     for _ in range(NOVEL_ROUNDS):
         drawn = dict(_batch(model, tokenizer, missing, s, stop))
         for i in list(missing):
-            if not knows_line(novel, drawn[i].rsplit("\n", 1)[-1]):  # a primer's lines come before it
+            if not copies_a_line(novel, drawn[i]):
                 missing.remove(i)
                 yield i, drawn[i]
         if not missing:

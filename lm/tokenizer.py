@@ -255,8 +255,9 @@ def _line_hash(line: str) -> int:
     return int.from_bytes(hashlib.blake2b(line.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def knows_line(hashes: np.ndarray, line: str) -> bool:
-    """Whether `line` is one of the lines `hashes` (from Tokenizer.line_hashes) records."""
-    h = np.uint64(_line_hash(line))
+def copies_a_line(hashes: np.ndarray, sample: str) -> bool:
+    """Whether the last line of `sample` is one of the lines `hashes` (from Tokenizer.line_hashes)
+    records: a --lines model draws one line, and any lines before it are its primer's."""
+    h = np.uint64(_line_hash(sample.rsplit("\n", 1)[-1]))
     i = int(np.searchsorted(hashes, h))
     return bool(i < len(hashes) and hashes[i] == h)

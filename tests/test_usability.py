@@ -245,6 +245,7 @@ def names_model(tmp_path_factory):
 def test_samples_copied_from_the_training_lines_are_marked_and_novel_avoids_them(tmp_path, names_model):
     model = lm.load(names_model)
     assert model.in_training("anna") and not model.in_training("annabelle")
+    assert model.in_training("a primer's line\nanna") and not model.in_training("anna\nannabelle")
     assert "anna" not in names_model.read_bytes().decode("latin-1")  # hashes, not the text
     records = json_lines(run_lm("sample", "-m", names_model, "-n", "20", "--seed", "1", "--json", cwd=tmp_path).stdout)
     assert sorted(r["index"] for r in records) == list(range(20))
