@@ -139,6 +139,7 @@ class _Text:
         self.cap = limits.token_cap
         self.stops = [s for s in ([stops] if isinstance(stops, str) else stops) if s]  # one string is one stop
         self.held = ""
+        self.space = ""  # with a word limit: whitespace drawn, shown once a word within the limit follows
         self.tokens = self.chars = self.words = 0
         self.after_space = True  # the drawn text is empty or ends in whitespace: a next word starts a new one
         self.done = False
@@ -163,7 +164,7 @@ class _Text:
     def _piece(self, i: int) -> str:
         if i == self.tokenizer.eos_id:
             self.done = True
-            return ""
+            return self._spaced("")
         tok = self.tokenizer.tokens[i]
         piece = self.tokenizer.piece(self.prev, tok)
         self.prev = tok
@@ -180,6 +181,19 @@ class _Text:
             piece = piece[: limits.chars - self.chars]
         self.chars += len(piece)
         self.done |= self.cap is not None and self.tokens >= self.cap
+        return self._spaced(piece)
+
+    def _spaced(self, piece: str) -> str:
+        """With a word limit, whitespace waits for the next word, so that the word past the limit
+        takes its space with it: --words 3 of a character model ends "a b c", not "a b c "."""
+        if self.limits.words is None or self.done:
+            piece, self.space = self.space + piece, ""
+            return piece
+        body = piece.rstrip()
+        if not body:
+            self.space += piece
+            return ""
+        piece, self.space = self.space + body, piece[len(body):]
         return piece
 
 

@@ -384,6 +384,9 @@ def test_sampler_words_limit_and_primer():
     model.params["Wya"][:] = 0
     text = "".join(sample(model, tok, words=4, seed=5, prime="ab "))
     assert text.startswith("ab ") and len(text[3:].split()) <= 4
+    for seed in range(5):  # the word past the limit takes the whitespace before it
+        text = "".join(sample(model, tok, words=2, seed=seed))
+        assert len(text.split()) == 2 and text == text.rstrip(), repr(text)
     assert "".join(sample(model, tok, prime="axb", tokens=1, seed=5)).startswith("ab")  # unseen: skipped
     with pytest.raises(lm.LMError, match="never saw 'x', 'y', 'z'"):
         list(sample(model, tok, prime="xyz", unk="error"))
