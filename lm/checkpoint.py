@@ -194,18 +194,12 @@ def load(path: str | Path) -> Checkpoint:
     except (TypeError, ConfigError) as e:
         raise LMError(f"{path}: damaged model configuration ({e})") from None
     tokenizer = Tokenizer.from_dict(meta["tokenizer"])
-    # Check the sizes the metadata claims against the arrays before building anything that big.
-    sizes = {"Wax": (config.vocab, config.embed), "Wya": (config.hidden, config.vocab)}
-    layer_arrays = sum(name.startswith("layers.") for name in arrays)  # W, b and maybe p per layer
-    if len(tokenizer) != config.vocab or layer_arrays != config.layers * (3 if config.peephole else 2) or any(
-        name not in arrays or arrays[name].shape != shape for name, shape in sizes.items()
-    ):
-        raise LMError(f"{path} is damaged: its arrays do not match its configuration")
-    expected = Model.init(config, np.random.default_rng(0), dtype=np.float32).params
-    if set(arrays) != set(expected):
+    # The sizes the metadata claims, against the arrays, before anything that big is built.
+    expected = Model.shapes(config)
+    if len(tokenizer) != config.vocab or set(arrays) != set(expected):
         raise LMError(f"{path} is damaged: its arrays do not match its configuration")
     for name, arr in arrays.items():
-        if arr.shape != expected[name].shape or arr.dtype.kind != "f" or not np.isfinite(arr).all():
+        if arr.shape != expected[name] or arr.dtype.kind != "f" or not np.isfinite(arr).all():
             raise LMError(f"{path} is damaged: array {name} has the wrong shape or values")
     params = {k: v.astype(np.float32) for k, v in arrays.items()}
     for key in ("model", "tokenizer", "format", "version"):

@@ -92,6 +92,20 @@ class Model:
         prefix = f"layers.{layer}."
         return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
+    @staticmethod
+    def shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+        """Every parameter's name and shape (the module docstring's table), from the configuration
+        alone: a model file is checked against them before anything is built."""
+        V, E, H = config.vocab, config.embed, config.hidden
+        kH = CELLS[config.cell].gates * H
+        shapes = {"Wax": (V, E)}
+        for layer in range(config.layers):
+            shapes[f"layers.{layer}.W"] = (H + (E if layer == 0 else H), kH)
+            shapes[f"layers.{layer}.b"] = (kH,)
+            if config.peephole:
+                shapes[f"layers.{layer}.p"] = (3 * H,)
+        return {**shapes, "Wya": (H, V), "by": (V,)}
+
     @classmethod
     def init(cls, config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> "Model":
         V, E, H = config.vocab, config.embed, config.hidden

@@ -211,13 +211,13 @@ def test_load_refuses_damaged_metadata_without_building_it(saved, change):
 )
 def test_load_refuses_a_model_configuration_its_arrays_do_not_fit_before_building_it(saved, change, monkeypatch):
     """The file's own vocabulary this time, so that only the changed entry is wrong."""
-    true_config, init = make_checkpoint().model.config, Model.init.__func__
+    true_config, build = make_checkpoint().model.config, Model.__init__
 
-    def only_the_true_size(cls, config, *args, **kwargs):
+    def only_the_true_size(self, config, *args, **kwargs):
         assert config == true_config, f"load built a model of the claimed size, {config}"
-        return init(cls, config, *args, **kwargs)
+        build(self, config, *args, **kwargs)
 
-    monkeypatch.setattr(Model, "init", classmethod(only_the_true_size))
+    monkeypatch.setattr(Model, "__init__", only_the_true_size)
     model = json.loads(np.load(saved)["__meta__"].tobytes())["model"]
     _rewrite_meta(saved, model={**model, **change})
     with pytest.raises(lm.LMError, match="damaged"):

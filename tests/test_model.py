@@ -625,3 +625,10 @@ def test_backward_takes_incoming_gradients_of_another_dtype(cell):
         same = model.grad.copy()
         model.backward(cache, np.ones(logits.shape, other), [tuple(p.astype(other) for p in ls) for ls in dstate])
         np.testing.assert_allclose(model.grad, same, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell, peephole", [("rnn", False), ("gru", False), ("lstm", False), ("lstm", True)])
+def test_the_shapes_a_model_file_is_checked_against_are_those_init_makes(cell, peephole):
+    config = ModelConfig(vocab=7, cell=cell, layers=3, hidden=5, embed=4, peephole=peephole)
+    made = Model.init(config, np.random.default_rng(0)).params
+    assert Model.shapes(config) == {name: array.shape for name, array in made.items()}
