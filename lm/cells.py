@@ -266,7 +266,9 @@ class RNN:
         return _prepared(p, p["b"].shape[0], 0)
 
     @staticmethod
-    def forward(q: Params, x: np.ndarray, state: State):
+    def forward(q: Params, x: "np.ndarray | Embedded", state: State):
+        """x (T, B, E), or the first layer's Embedded ids; state (a<0>,), a<0> (B, H)
+        -> a<1..T> (T, B, H), (a<T>,), the cache."""
         x = _as_input(x)
         zx = _input_part(q, x)
         T, H, B = zx.shape
@@ -282,6 +284,8 @@ class RNN:
     @staticmethod
     def backward(p: Params, cache: "RNN.Cache", da: np.ndarray, dstate: State, grads: Params,
                  trace: np.ndarray | None = None):
+        """da = dL/da<1..T> (T, B, H); dstate (da<T>,) (B, H) from the next window
+        -> dx (T, B, E) (Embedded: the embedding's (V, E)), (da<0>,); dW (H+E, H), db (H,) into grads."""
         x, a = cache
         W = p["W"]
         dtype = np.result_type(W, a)
@@ -335,7 +339,9 @@ class GRU:
         return q
 
     @staticmethod
-    def forward(q: Params, x: np.ndarray, state: State):
+    def forward(q: Params, x: "np.ndarray | Embedded", state: State):
+        """x (T, B, E), or the first layer's Embedded ids; state (c<0>,), c<0> (B, H)
+        -> a<1..T> = c<1..T> (T, B, H), (c<T>,), the cache."""
         x = _as_input(x)
         zx = _input_part(q, x)
         T, H3, B = zx.shape
@@ -363,6 +369,8 @@ class GRU:
     @staticmethod
     def backward(p: Params, cache: "GRU.Cache", da: np.ndarray, dstate: State, grads: Params,
                  trace: np.ndarray | None = None):
+        """da = dL/dc<1..T> (T, B, H); dstate (dc<T>,) (B, H) from the next window
+        -> dx (T, B, E) (Embedded: the embedding's (V, E)), (dc<0>,); dW (H+E, 3H), db (3H,) into grads."""
         x, c, G, c_tilde, rc = cache
         W = p["W"]
         dtype = np.result_type(W, c)
@@ -440,7 +448,9 @@ class LSTM:
         return _prepared(p, H, 3 * H)
 
     @staticmethod
-    def forward(q: Params, x: np.ndarray, state: State):
+    def forward(q: Params, x: "np.ndarray | Embedded", state: State):
+        """x (T, B, E), or the first layer's Embedded ids; state (a<0>, c<0>), each (B, H)
+        -> a<1..T> (T, B, H), (a<T>, c<T>), the cache."""
         x = _as_input(x)
         W_a, peep = q["W_a"], q.get("p")
         zx = _input_part(q, x)
@@ -471,6 +481,9 @@ class LSTM:
     @staticmethod
     def backward(p: Params, cache: "LSTM.Cache", da: np.ndarray, dstate: State, grads: Params,
                  trace: np.ndarray | None = None):
+        """da = dL/da<1..T> (T, B, H); dstate (da<T>, dc<T>), each (B, H), from the next window
+        -> dx (T, B, E) (Embedded: the embedding's (V, E)), (da<0>, dc<0>); dW (H+E, 4H), db (4H,)
+        and with peepholes dp (3H,) into grads."""
         x, a, c, Z, tanh_c = cache
         W = p["W"]
         dtype = np.result_type(W, Z)
