@@ -6,8 +6,10 @@ files are read with allow_pickle=False and a file carrying a pickled object is r
 Writes go to a temporary file in the same directory, are fsynced, then renamed over the
 target, so a crash at any moment leaves either the old model or the new one.
 
-A resume file (`resume_path`) is a model file too, so it can be sampled from; it also carries
-what an exact resume needs as arrays named "train.*" (optimizer moments, the carried state).
+Arrays named "train.*" are what training kept beside the parameters: in a resume file
+(`resume_path`, a model file too, so it can be sampled from) what an exact resume needs
+(optimizer moments, the carried state), and in every file of a --lines model the hashes of
+its training lines ("train.line_hashes").
 """
 
 import fcntl
@@ -28,13 +30,13 @@ from .tokenizer import Tokenizer
 FORMAT = "lm-model"
 VERSION = 1
 META_KEY = "__meta__"
-EXTRA = "train."  # the prefix of a resume file's training arrays
+EXTRA = "train."  # the prefix of the arrays training kept beside the parameters
 
 
 @dataclass
 class Checkpoint:
     """A trained model with its vocabulary and metadata: everything the sampler and scorer need.
-    extra: a resume file's training arrays, named without the "train." prefix."""
+    extra: the arrays training kept beside the parameters, named without the "train." prefix."""
 
     model: Model
     tokenizer: Tokenizer

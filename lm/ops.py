@@ -1,7 +1,8 @@
 """Element-wise functions, the fused softmax + cross-entropy, and the embedding's row scatter,
 shared by every cell and the model.
 
-All functions keep the dtype of their input: float32 in training, float64 in gradient checks.
+The functions keep the dtype of their input (float32 in training, float64 in gradient checks),
+but for target_logprobs, whose float64 log-probabilities are summed over a whole corpus.
 """
 
 import numpy as np
