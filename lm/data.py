@@ -12,6 +12,7 @@ from .errors import ConfigError, LMError
 
 
 ERRORS = ("strict", "replace", "ignore")
+BOM = "\ufeff"  # a byte-order mark, which Windows editors write before UTF-8 text: not part of the text
 
 
 def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:
@@ -39,6 +40,7 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
     except UnicodeDecodeError as e:
         raise LMError(f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset {e.start}; "
                       f"give its --encoding, or --errors replace") from None
+    text = text.removeprefix(BOM)
     nul = text.find("\0") if wide else -1
     if nul >= 0:
         raise LMError(f"{path} looks binary (NUL character at position {nul}); give a text file")
@@ -59,6 +61,8 @@ def _decoded(binary, encoding: str, errors: str) -> Iterator[str]:
     stream = io.TextIOWrapper(binary, encoding, errors, newline="")
     try:
         for n, line in enumerate(stream, 1):
+            if n == 1:
+                line = line.removeprefix(BOM)
             if "\0" in line:  # as read_text refuses a file
                 raise LMError(f"standard input looks binary (a NUL character in line {n}); give text")
             yield line

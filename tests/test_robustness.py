@@ -423,6 +423,9 @@ def test_text_in_an_encoding_made_of_nul_bytes_is_read_and_binary_in_it_is_still
         read_text(tmp_path / "binary.txt", encoding)
     with pytest.raises(lm.LMError, match=r"looks binary \(NUL byte"):
         read_text(tmp_path / "wide.txt")  # read as UTF-8
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf\n\n")  # a Windows editor's empty file
+    with pytest.raises(lm.LMError, match="is empty"):
+        read_text(tmp_path / "bom.txt")
 
 
 @pytest.mark.parametrize("encoding", ["no-such-codec", "rot13"])  # rot13: a codec, but not bytes to text

@@ -71,8 +71,8 @@ def _lm_bytes(*args, cwd, data: bytes):
 
 def test_piped_text_is_decoded_and_split_into_lines_as_a_file_is(tmp_path, char_model):
     """--encoding and --errors apply to standard input too (it was read in the locale's way), and
-    a file's lines are the lines the same bytes give piped in."""
-    data = "the café sat\r\nthe dog\rthe bird\u2028sang\n\n".encode("utf-8")
+    a file's lines are the lines the same bytes give piped in; a byte-order mark is no text."""
+    data = "\ufeffthe café sat\r\nthe dog\rthe bird\u2028sang\n\n".encode("utf-8")
     (tmp_path / "s.txt").write_bytes(data)
     from_file = run_lm("score", "-m", char_model, "-f", "s.txt", "--json", cwd=tmp_path)
     piped = _lm_bytes("score", "-", "-m", char_model, "--json", cwd=tmp_path, data=data)
