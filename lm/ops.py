@@ -24,9 +24,12 @@ def _exp_shifted(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def target_logprobs(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """log ŷ[y] for each row: logits (N, V), overwritten; y (N,) -> (N,) float64."""
+    """log ŷ[y] for each row: logits (N, V), overwritten; y (N,) -> (N,) float64, at most 0.
+
+    At most 0 because the row sum is rounded in float32: a near-certain token's sum can come
+    out just below e^logit, and its log-probability just above 0 (P > 1, perplexity < 1)."""
     picked, total = _exp_shifted(logits, y)
-    return picked.astype(np.float64) - np.log(total.astype(np.float64))
+    return np.minimum(picked.astype(np.float64) - np.log(total.astype(np.float64)), 0.0)
 
 
 def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray, scale: float = 1.0) -> tuple[float, np.ndarray]:

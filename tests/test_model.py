@@ -277,6 +277,15 @@ def test_next_token_probabilities_sum_to_one(word_model):
     np.testing.assert_allclose(np.exp(every).reshape(T, V), _softmax(logits.reshape(T, V)), rtol=1e-5, atol=1e-9)
 
 
+def test_a_certain_token_has_log_probability_at_most_zero():
+    """The float32 row sum rounds below e^logit for about half of all logits: a one-token
+    vocabulary (or any near-certain token) scored log P > 0, perplexity below 1."""
+    logits = np.linspace(-50, 50, 999, dtype=np.float32)[:, None]
+    rounded = logits[:, 0].astype(np.float64) - np.log(np.exp(logits[:, 0]).astype(np.float64))
+    assert (rounded > 0).sum() > 100  # what the unclamped difference gives
+    assert (target_logprobs(logits.copy(), np.zeros(999, dtype=int)) <= 0.0).all()
+
+
 def test_sentence_logprob_is_the_sum_of_its_token_logprobs(word_model):
     ckpt, _ = word_model
     s = score_sentence(ckpt.model, ckpt.tokenizer, "the cat sat on the mat .")
