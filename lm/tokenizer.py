@@ -235,10 +235,20 @@ class Tokenizer:
         if (
             tok.kind not in ("char", "word", "whitespace")
             or len(tok.index) != len(tok.tokens)
-            or not all(isinstance(t, str) for t in tok.tokens)
+            or not all(isinstance(t, str) and t for t in tok.tokens)
+            or not _is_text("".join(tok.tokens))
         ):
             raise LMError("the model's vocabulary is damaged")
         return tok
+
+
+def _is_text(s: str) -> bool:
+    """Whether s has no lone surrogate: JSON allows one ("\\ud800"), but printing it fails."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _pieces(text: str):

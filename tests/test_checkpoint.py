@@ -224,9 +224,11 @@ def test_load_refuses_a_model_configuration_its_arrays_do_not_fit_before_buildin
         lm.load(saved)
 
 
-def test_load_refuses_a_vocabulary_of_non_strings(saved):
+@pytest.mark.parametrize("token", [3, "", "\ud800"], ids=["number", "empty", "lone-surrogate"])
+def test_load_refuses_a_vocabulary_of_tokens_that_are_not_text(saved, token):
+    """A lone surrogate is valid JSON, but `lm sample` failed with a traceback printing it."""
     tok = json.loads(np.load(saved)["__meta__"].tobytes())["tokenizer"]
-    _rewrite_meta(saved, tokenizer={**tok, "tokens": list(range(len(tok["tokens"])))})
+    _rewrite_meta(saved, tokenizer={**tok, "tokens": [token, *tok["tokens"][1:]]})
     with pytest.raises(lm.LMError, match="vocabulary"):
         lm.load(saved)
 
