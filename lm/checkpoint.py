@@ -203,6 +203,9 @@ def load(path: str | Path) -> Checkpoint:
     for name, arr in arrays.items():
         if arr.shape != expected[name] or arr.dtype.kind != "f" or not np.isfinite(arr).all():
             raise LMError(f"{path} is damaged: array {name} has the wrong shape or values")
+    hashes = extra.get("line_hashes")
+    if hashes is not None and (hashes.dtype != np.uint64 or hashes.ndim != 1 or (hashes[1:] <= hashes[:-1]).any()):
+        raise LMError(f"{path} is damaged: its training lines' hashes are not sorted 64-bit numbers")
     params = {k: v.astype(np.float32) for k, v in arrays.items()}
     for key in ("model", "tokenizer", "format", "version"):
         meta.pop(key)

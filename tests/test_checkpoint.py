@@ -247,3 +247,18 @@ def test_unwritable_model_paths_are_refused_before_training(tmp_path):
     for bad, fragment in ((tmp_path / "adir", "is a directory"), (tmp_path / "none" / "m.npz", "no directory")):
         with pytest.raises(lm.LMError, match=fragment):
             checkpoint.check_writable(bad)
+
+
+@pytest.mark.parametrize("hashes", [np.zeros((3, 3), np.uint64), np.uint64(5), np.array([3, 2], np.uint64),
+                                    np.array(["a", "b"])], ids=["2-d", "0-d", "unsorted", "strings"])
+def test_load_refuses_line_hashes_that_are_not_a_sorted_list(saved, hashes):
+    """`lm sample` and `lm info` failed with a traceback on such a --lines model."""
+    checkpoint.save(saved, Checkpoint(**{**vars(lm.load(saved)), "extra": {"line_hashes": np.array([2, 3], np.uint64)}}))
+    assert lm.load(saved).in_training("the cat") is False
+    with np.load(saved) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["train.line_hashes"] = hashes
+    with open(saved, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(lm.LMError, match="damaged"):
+        lm.load(saved)
