@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import fields
@@ -169,17 +170,22 @@ def train(
         view.stop()
     best = "" if result.best_valid_loss is None else f" (best validation loss {result.best_valid_loss:.4f} nats/token)"
     saved = f"saved {result.path}{best}" if result.history else "no model saved yet"  # a file there is another run's
+    # What resume must be given again (it checks the files), quoted for a shell.
+    again = [str(corpus), "-m", str(model), *(["--valid", str(valid)] if valid is not None else []),
+             *(["--encoding", encoding] if encoding != "utf-8" else []),
+             *(["--errors", errors.value] if errors is not ErrorsKind.strict else []), "--resume"]
+    again = "lm train " + shlex.join(again)
     if result.stopped in SIGNAL_EXIT:
-        err.print(f"{result.stopped}: {saved}; training state in {result.resume_path}; "
-                  f"continue with: lm train {corpus} -m {model} --resume", markup=False)
+        err.print(f"{result.stopped}: {saved}; training state in {result.resume_path}; continue with: {again}",
+                  markup=False)
         raise typer.Exit(SIGNAL_EXIT[result.stopped])
     if quiet:
         return
     why = {"max-time": "--max-time reached; ", "patience": "no improvement on validation (--patience); "}
     err.print(f"{why.get(result.stopped, '')}{saved}", markup=False)
     if result.resume_path is not None:  # --max-time stopped it: epochs remain
-        err.print(f"to go on: lm train {corpus} -m {model} --resume (from {result.resume_path}); --max-time "
-                  f"counts each session, and --resume keeps it unless given again", markup=False)
+        err.print(f"to go on: {again} (from {result.resume_path}); --max-time counts each session, and --resume "
+                  f"keeps it unless given again", markup=False)
 
 
 def _clock(seconds: float) -> str:

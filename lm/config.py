@@ -61,7 +61,8 @@ def _typed(value, kind: type, flag: str):
         raise ConfigError(f"{flag} must be a finite number, not one of {len(str(value))} digits") from None
 
 
-def _check(obj) -> None:
+def check_fields(obj) -> None:
+    """The dataclass obj's fields against their types and their metadata's ranges (module docstring)."""
     for f in fields(obj):
         value = getattr(obj, f.name)
         flag = "--" + f.name.replace("_", "-")
@@ -94,7 +95,7 @@ class TokenizerConfig:
     lines: bool = False  # character level: every line a sequence ending in <EOS>
 
     def __post_init__(self):
-        _check(self)
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class ModelConfig:
     peephole: bool = False
 
     def __post_init__(self):
-        _check(self)
+        check_fields(self)
         if self.peephole and self.cell != "lstm":
             raise ConfigError("--peephole needs --cell lstm")
 
@@ -138,7 +139,7 @@ class TrainConfig:
     sample_chars: int = field(default=100, metadata={"min": 0})  # a sample after each epoch; 0: none
 
     def __post_init__(self):
-        _check(self)
+        check_fields(self)
         if self.lr_decay > 1:
             raise ConfigError(f"--lr-decay must be at most 1, not {self.lr_decay}")
         if self.lr_schedule == "plateau" and self.lr_decay == 1:

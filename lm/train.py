@@ -17,14 +17,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, checkpoint, optim, parallel
 from .checkpoint import Checkpoint
-from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig, counted
+from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig, check_fields, counted
 from .data import Batches, read_text, split_tail
 from .errors import ConfigError, LMError
 from .model import Model
@@ -112,25 +112,32 @@ ROLLBACK_EVERY = 100  # steps between snapshots of good weights
 MAX_ROLLBACKS = 3  # non-finite steps in a row (no good snapshot between) before giving up
 
 
+def _least(n, default=0):
+    return field(default=default, metadata={"min": n})
+
+
 @dataclass
 class RunState:
     """Where a run is, besides weights, optimizer moments and carried state: the JSON part of
-    a resume file. Validation losses of None mean none yet."""
+    a resume file, checked as the settings are. Validation losses of None mean none yet."""
 
-    epoch: int = 1  # the epoch in progress
-    step: int = 0  # steps of it done
-    lr: float = 0.0
-    lr_scale: float = 1.0  # halved by every rollback
+    epoch: int = _least(1, 1)  # the epoch in progress
+    step: int = _least(0)  # steps of it done
+    lr: float = _least(0, 0.0)
+    lr_scale: float = field(default=1.0, metadata={"above": 0})  # halved by every rollback
     best: float | None = None  # the best validation loss: the saved model's
     watched: float | None = None  # the last one that counted as an improvement (by min_delta)
-    stale: int = 0  # epochs since then
-    train_time: float = 0.0  # seconds of training steps, every session
-    wall_time: float = 0.0  # seconds in all, validation and saving included, every session
-    epoch_time: float = 0.0  # training seconds of the epoch in progress
-    epoch_nats: float = 0.0
-    epoch_tokens: int = 0
-    clipped_steps: int = 0
-    total_steps: int = 0
+    stale: int = _least(0)  # epochs since then
+    train_time: float = _least(0, 0.0)  # seconds of training steps, every session
+    wall_time: float = _least(0, 0.0)  # seconds in all, validation and saving included, every session
+    epoch_time: float = _least(0, 0.0)  # training seconds of the epoch in progress
+    epoch_nats: float = _least(0, 0.0)
+    epoch_tokens: int = _least(0)
+    clipped_steps: int = _least(0)
+    total_steps: int = _least(0)
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def split_settings(settings: dict) -> tuple[TokenizerConfig, dict, TrainConfig]:
@@ -383,8 +390,13 @@ class _Run:
             saved = {**meta["tokenizer_config"], **ckpt.model.config_dict(), **meta["train_config"]}
             saved["lr"] = TrainConfig(**meta["train_config"]).learning_rate  # None meant the optimizer's default
             cfg = TrainConfig(**{**meta["train_config"], **{k: v for k, v in settings.items() if k in RESUMABLE}})
+            for h in meta["history"]:  # read back at the end of the run
+                EpochInfo(**h)
         except (KeyError, TypeError, ConfigError) as e:
             raise LMError(f"{where} is not a resume file or is damaged ({e})") from None
+        if rs.epoch > cfg.epochs:  # going on would train nothing and delete the resume file
+            raise ConfigError(f"--epochs {cfg.epochs}: the run is at epoch {rs.epoch}, step {rs.step}; "
+                              f"give --epochs {rs.epoch} or more to go on")
         for key, value in settings.items():
             if key not in saved:
                 raise ConfigError(f"unknown setting {key!r}")
@@ -402,6 +414,8 @@ class _Run:
         tokenizer, model = ckpt.tokenizer, ckpt.model
         ids, _ = tokenizer.encode(text)
         batches, valid_ids = _data(tokenizer, ids, valid, valid_text, cfg)
+        if rs.step > len(batches):
+            raise LMError(f"{where} is damaged: it is at step {rs.step} of an epoch of {len(batches)}")
         meta["train_config"] = asdict(cfg)
         run = cls(path, tokenizer, model, batches, valid_ids, cfg, meta, rs, _kept(tokenizer, text))
         try:
@@ -464,7 +478,7 @@ class _Run:
             finally:
                 self.trainer.close()
         where = checkpoint.resume_path(self.path)
-        if stopped in (None, "patience"):  # the run is complete: nothing left to resume
+        if stopped in (None, "patience") or self.rs.epoch > self.cfg.epochs:  # complete: nothing left to resume
             where.unlink(missing_ok=True)
             where = None
         else:

@@ -4,6 +4,7 @@ losses, and every bad input of the "What happens when..." list in the README."""
 import errno
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -94,6 +95,25 @@ def test_a_damaged_resume_file_ends_its_team_too(tmp_path, corpus, monkeypatch):
     with pytest.raises(lm.LMError, match="training arrays do not fit"):
         lm.train(corpus, tmp_path / "m.npz", resume=True)
     assert len(teams) == 2 and not any(team._worker.is_alive() for team in teams)
+
+
+@pytest.mark.parametrize("change", [{"step": -5}, {"step": 10**6}, {"lr": "x"}, {"epoch": "x"}, {"epoch": 0},
+                                    {"total_steps": 2.5}, {"history": "abc"}],
+                         ids=["step-negative", "step-past-the-epoch", "lr-text", "epoch-text", "epoch-0",
+                              "fractional-steps", "history-text"])
+def test_a_resume_file_with_damaged_run_state_is_one_error_and_stays(tmp_path, corpus, change):
+    """Each failed with a traceback (IndexError, TypeError, AttributeError), or went on at a
+    step past the epoch's end."""
+    result = lm.train(corpus, tmp_path / "m.npz", on_progress=_signal_at(3), **TINY)
+    ckpt = lm.load(result.resume_path)
+    if "history" in change:
+        ckpt.meta.update(change)
+    else:
+        ckpt.meta["resume"].update(change)
+    checkpoint.save(result.resume_path, ckpt)
+    with pytest.raises(lm.LMError, match="damaged"):
+        lm.train(corpus, tmp_path / "m.npz", resume=True)
+    assert result.resume_path.exists()
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGPIPE"), reason="no SIGPIPE here")
@@ -644,6 +664,30 @@ def test_a_run_that_max_time_stopped_says_how_to_go_on(tmp_path, corpus, monkeyp
     assert code == 0 and "--max-time reached" in err
     assert (f"to go on: lm train {corpus.name} -m m.npz --resume (from m.resume.npz); --max-time counts each "
             "session, and --resume keeps it unless given again") in " ".join(err.split())
+
+
+def test_the_command_to_go_on_carries_what_resume_checks_and_works_as_printed(tmp_path, corpus, monkeypatch,
+                                                                             capsys):
+    """It left out --valid and --encoding, which --resume must be given again, and did not quote
+    a path with a space; cut in its last epoch, a run has nothing left to go on with."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys.modules["lm.train"], "time", _Clock())
+    (tmp_path / "my corpus.txt").write_text(corpus.read_text())
+    flags = ["--valid", corpus.name, "--encoding", "latin-1", *TINY_FLAGS]
+    code, _, err = run_main(monkeypatch, capsys, "train", "my corpus.txt", "-m", "m.npz", "--epochs", "3",
+                            "--max-time", "2", *flags)
+    printed = " ".join(err.split())
+    command = f"lm train 'my corpus.txt' -m m.npz --valid {corpus.name} --encoding latin-1 --resume"
+    assert code == 0 and f"to go on: {command} (from m.resume.npz)" in printed, printed
+    code, _, err = run_main(monkeypatch, capsys, *shlex.split(command)[1:], "--epochs", "1")
+    assert code == 2 and "--epochs 1: the run is at epoch 2, step 0; give --epochs 2 or more" in " ".join(err.split())
+    assert (tmp_path / "m.resume.npz").exists()  # going on with fewer epochs would have deleted it
+    code, _, err = run_main(monkeypatch, capsys, *shlex.split(command)[1:])
+    assert code == 0 and "--max-time reached" in err
+    code, _, err = run_main(monkeypatch, capsys, "train", "my corpus.txt", "-m", "last.npz", "--epochs", "1",
+                            "--max-time", "2", *flags)
+    assert code == 0 and "--max-time reached" in err and "to go on" not in err
+    assert not (tmp_path / "last.resume.npz").exists()
 
 
 def test_a_corpus_too_short_for_its_settings_is_told_what_is_short(tmp_path, monkeypatch, capsys):
