@@ -349,7 +349,7 @@ class _Run:
                  notes: tuple[str, ...] = ()):
         self.path, self.tokenizer, self.model, self.batches = path, tokenizer, model, batches
         self.valid_ids, self.cfg, self.meta, self.rs = valid_ids, cfg, meta, rs
-        self.notes = notes  # settings given that the run has no use for, each with why
+        self.notes = notes  # shown at the start: settings the run has no use for, unknown validation tokens
         self.kept = kept  # arrays every saved model carries: the line hashes of a --lines model
         self.trainer = Trainer(model, cfg)
         self.stats = GradStats(model.config.layers, cfg.seq_len) if cfg.grad_stats else None
@@ -370,9 +370,9 @@ class _Run:
             "history": [],
         }
         model = Model.init(ModelConfig(vocab=len(tokenizer), **model_settings), np.random.default_rng(cfg.seed))
-        batches, valid_ids = _data(tokenizer, ids, valid, valid_text, cfg)
+        batches, valid_ids, notes = _data(tokenizer, ids, valid, valid_text, cfg)
         kept = _kept(tokenizer, text)
-        notes = _unused(settings, tok_cfg, cfg, valid is not None)
+        notes = _unused(settings, tok_cfg, cfg, valid is not None) + notes
         return cls(path, tokenizer, model, batches, valid_ids, cfg, meta, RunState(lr=cfg.lr_at(1)), kept, notes)
 
     @classmethod
@@ -413,11 +413,11 @@ class _Run:
             raise LMError(f"this run validated with {expected}; resume with the same")
         tokenizer, model = ckpt.tokenizer, ckpt.model
         ids, _ = tokenizer.encode(text)
-        batches, valid_ids = _data(tokenizer, ids, valid, valid_text, cfg)
+        batches, valid_ids, notes = _data(tokenizer, ids, valid, valid_text, cfg)
         if rs.step > len(batches):
             raise LMError(f"{where} is damaged: it is at step {rs.step} of an epoch of {len(batches)}")
         meta["train_config"] = asdict(cfg)
-        run = cls(path, tokenizer, model, batches, valid_ids, cfg, meta, rs, _kept(tokenizer, text))
+        run = cls(path, tokenizer, model, batches, valid_ids, cfg, meta, rs, _kept(tokenizer, text), notes)
         try:
             run._load_extra(ckpt.extra, where)
         except BaseException:
@@ -611,9 +611,16 @@ class _Run:
 
 
 def _data(tokenizer: Tokenizer, ids: np.ndarray, valid, valid_text: str | None, cfg: TrainConfig):
-    """The training windows and the validation stream: the `valid` file's, or the corpus's tail."""
+    """The training windows, the validation stream (the `valid` file's, or the corpus's tail),
+    and notes on the valid file's tokens outside the vocabulary."""
+    notes: tuple[str, ...] = ()
     if valid_text is not None:
-        train_ids, (valid_ids, _) = ids, tokenizer.encode(valid_text)
+        train_ids, (valid_ids, unknown) = ids, tokenizer.encode(valid_text)
+        if unknown and tokenizer.kind == "char":
+            notes = (f"{counted(unknown, 'character')} of {valid} that the corpus does not have are left out of "
+                     f"validation",)
+        elif unknown:
+            notes = (f"{counted(unknown, 'token')} of {valid} outside the vocabulary are <UNK> in validation",)
     else:
         train_ids, valid_ids = split_tail(ids, cfg.valid_fraction, tokenizer.eos_id)
         valid_ids = valid_ids.copy()  # a view would keep the whole corpus's ids alive beside the batches
@@ -629,7 +636,7 @@ def _data(tokenizer: Tokenizer, ids: np.ndarray, valid, valid_text: str | None, 
     source = "the corpus"
     if valid is None and cfg.valid_fraction:
         source = f"the corpus less its validation tail (--valid-fraction {cfg.valid_fraction:g})"
-    return Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len, source), valid_ids
+    return Batches(train_ids, tokenizer.start_id, cfg.batch_size, cfg.seq_len, source), valid_ids, notes
 
 
 def _prefixed(prefix: str, arrays: dict) -> dict:

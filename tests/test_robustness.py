@@ -642,6 +642,19 @@ def test_settings_a_run_has_no_use_for_are_noted(tmp_path, corpus, monkeypatch, 
     assert code == 0 and "note:" not in err
 
 
+def test_validation_tokens_outside_the_vocabulary_are_noted(tmp_path, corpus):
+    """A character model's validation left unseen characters out in silence."""
+    valid = tmp_path / "v.txt"
+    valid.write_text("ZZZ€€€ the cat\n")
+    for tokenizer, note in (("char", f"note: 6 characters of {valid} that the corpus does not have are left out of "
+                                     "validation"),
+                            ("word", f"note: 4 tokens of {valid} outside the vocabulary are <UNK> in validation")):
+        seen = []
+        lm.train(corpus, tmp_path / f"{tokenizer}.npz", valid=valid, tokenizer=tokenizer, on_progress=seen.append,
+                 **{**TINY, "epochs": 1})
+        assert lm.Notice(note) in seen, [i for i in seen if isinstance(i, lm.Notice)]
+
+
 def test_a_batch_that_leaves_much_of_the_corpus_out_says_so(tmp_path):
     """--batch-size 100000 trained on 200,000 of 269,984 tokens, told only by the data line."""
     (tmp_path / "c.txt").write_text(("abcdefghij" * 100)[:-1] + "\n")  # 1,000 characters
