@@ -77,7 +77,7 @@ class EpochInfo:
     tokens_per_s: float
     elapsed_s: float  # wall clock since training started, validation included
     lr: float
-    saved: bool  # the model file was written (validation improved, or there is none)
+    saved: bool  # this epoch's weights became the saved model (validation improved, or there is none)
     train_s: float = 0.0  # this epoch's training steps
     valid_s: float = 0.0  # this epoch's validation
     sample: str | None = None  # sample_chars drawn after the epoch (seeded by the seed and the epoch)
@@ -452,6 +452,16 @@ class _Run:
         except (TypeError, ValueError) as e:
             raise LMError(f"{where} is damaged: its training arrays do not fit the model ({e})") from None
 
+    def _update_card(self) -> None:
+        """The saved model keeps its (best) weights, but its metadata gains the epoch just run:
+        `lm info` shows the whole run, not the run up to its best epoch. A model file deleted or
+        spoiled meanwhile is left alone: the next improvement saves one."""
+        try:
+            best = checkpoint.load(self.path).model
+        except LMError:
+            return
+        checkpoint.save(self.path, Checkpoint(best, self.tokenizer, self.meta, self.kept))
+
     def _save_resume(self) -> Path:
         where = checkpoint.resume_path(self.path)
         extra = {**self.kept, **self._training_arrays()}
@@ -599,6 +609,8 @@ class _Run:
             meta["best_valid_loss"] = valid_loss
             meta["best_epoch"] = rs.epoch
             checkpoint.save(self.path, Checkpoint(self.model, self.tokenizer, meta, self.kept))
+        else:
+            self._update_card()
         report(info)
         if valid_loss is not None:
             if rs.watched is None or valid_loss < rs.watched - cfg.min_delta:

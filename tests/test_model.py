@@ -9,6 +9,7 @@ import pytest
 
 import lm
 from lm import optim, parallel
+from lm.card import card
 from lm.cells import Embedded
 from lm.config import ModelConfig, TokenizerConfig, TrainConfig
 from lm.data import Batches, split_tail
@@ -641,3 +642,27 @@ def test_the_shapes_a_model_file_is_checked_against_are_those_init_makes(cell, p
     config = ModelConfig(vocab=7, cell=cell, layers=3, hidden=5, embed=4, peephole=peephole)
     made = Model.init(config, np.random.default_rng(0)).params
     assert Model.shapes(config) == {name: array.shape for name, array in made.items()}
+
+
+def test_the_saved_model_keeps_its_best_weights_and_the_whole_run_in_its_card(tmp_path, monkeypatch):
+    """Rewritten only when validation improved, the file's history, epochs and training time
+    stopped at the best epoch: `lm info` said "trained 1 of 3 epochs" of a run of three."""
+    losses = iter([1.0, 2.0, 3.0])  # per token: epoch 1 is the best
+    monkeypatch.setattr(importlib.import_module("lm.train"), "stream_nats",
+                        lambda model, ids, *args: (next(losses) * len(ids), 0))
+    saved = {}
+
+    def keep(info):
+        if isinstance(info, lm.EpochInfo):
+            saved[info.epoch] = lm.load(tmp_path / "m.npz")
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat. " * 40)
+    result = lm.train(corpus, tmp_path / "m.npz", hidden=8, embed=4, seq_len=8, batch_size=4, epochs=3,
+                      on_progress=keep)
+    assert [h.saved for h in result.history] == [True, False, False]
+    final = saved[3]
+    assert [h["epoch"] for h in final.meta["history"]] == [1, 2, 3] and final.meta["best_epoch"] == 1
+    assert final.meta["train_time_s"] == pytest.approx(sum(h.train_s for h in result.history))
+    np.testing.assert_array_equal(final.model.flat, saved[1].model.flat)
+    assert card(final)["training"]["epochs_run"] == 3
