@@ -23,13 +23,16 @@ EOS = "<EOS>"
 UNK = "<UNK>"
 UNK_LITERALS = frozenset({"<unk>", "<UNK>"})
 
-# A word is letters (with their combining marks and digits) joined by inner apostrophes or
-# hyphens; a number may carry inner separators; anything else that is not a space stands alone.
+# A word is letters (with their combining marks, digits, and the invisible joiners that some
+# scripts write inside words: ZWNJ in Persian, ZWJ in Indic scripts, the soft hyphen) joined
+# by inner apostrophes or hyphens; a number may carry inner separators; anything else that is
+# not a space stands alone as one grapheme cluster (\X), so that an emoji with its skin tone,
+# a flag or a ZWJ family stays one token.
 WORD_PATTERN = regex.compile(
     r"<unk>|<UNK>"
-    r"|\p{L}[\p{L}\p{M}\p{N}]*(?:['’\-][\p{L}\p{M}\p{N}]+)*"
+    r"|\p{L}[\p{L}\p{M}\p{N}\u00ad\u200c\u200d]*(?:['’\-][\p{L}\p{M}\p{N}\u00ad\u200c\u200d]+)*"
     r"|\p{N}+(?:[.,:]\p{N}+)*"
-    r"|[^\s\p{L}\p{N}]"
+    r"|(?!\s)\X"
 )
 NO_SPACE_BEFORE = regex.compile(r"^(?:[.,!?;:%)\]}»”…]+|['’]\p{L}+|n't)$")
 NO_SPACE_AFTER = frozenset("([{«“¿¡$")

@@ -72,8 +72,10 @@ def test_char_unseen_characters_are_left_out_and_counted():
         ("Καλημέρα κόσμε· 42 φορές; 1,000,000", ["Καλημέρα", "κόσμε", "·", "42", "φορές", ";", "1,000,000"]),
         ("我 爱 北京 。 東京 タワー", ["我", "爱", "北京", "。", "東京", "タワー"]),
         ("cafe\u0301 at 12:30 (well-known)", ["cafe\u0301", "at", "12:30", "(", "well-known", ")"]),
+        ("می\u200cخواهم بروم", ["می\u200cخواهم", "بروم"]),  # the ZWNJ is inside the Persian word
+        ("ok 👍🏽 🇫🇷 👩\u200d👩\u200d👧 !", ["ok", "👍🏽", "🇫🇷", "👩\u200d👩\u200d👧", "!"]),
     ],
-    ids=["latin", "cyrillic", "greek", "cjk", "combining-mark"],
+    ids=["latin", "cyrillic", "greek", "cjk", "combining-mark", "zero-width-non-joiner", "emoji-clusters"],
 )
 def test_word_split_keeps_letters_and_numbers_whole_and_splits_punctuation(text, expected):
     assert fit("x", tokenizer="word").split(text) == expected
