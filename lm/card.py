@@ -89,13 +89,13 @@ def _model(ckpt: Checkpoint) -> dict:
 
 
 def _vocabulary(ckpt: Checkpoint) -> dict:
-    """Size and kind, the specials, and the first other entries as repr strings, so a newline,
-    a space or a control character shows as what it is."""
+    """Size and kind, the specials, and the first other entries (the tokens themselves: the
+    terminal's row shows their reprs)."""
     tok = ckpt.tokenizer
     specials = list(itertools.takewhile(lambda t: t in (EOS, UNK), tok.tokens))
     entries = tok.tokens[len(specials) : len(specials) + SHOWN_TOKENS]
     vocabulary = {"kind": tok.kind, "size": len(tok), "lower": tok.lower, "lines": tok.lines,
-                  "specials": specials, "first": [repr(t) for t in entries]}
+                  "specials": specials, "first": list(entries)}
     hashes = ckpt.extra.get("line_hashes")
     if hashes is not None:  # what `lm sample --novel` checks against
         vocabulary["line_hashes"] = len(hashes)
@@ -237,7 +237,7 @@ def _rows(info: dict) -> list[tuple[str, str]]:
         ("file", _file_row(info.get("file"))),
         ("model", _model_row(info["model"])),
         ("vocabulary", _vocabulary_row(info["vocabulary"])),
-        ("first entries", " ".join(info["vocabulary"]["first"])),
+        ("first entries", " ".join(map(repr, info["vocabulary"]["first"]))),  # a newline or a space shows as one
         ("corpus", _source_row(info.get("corpus"))),
         ("validation", _validation_row(info.get("validation"))),
         ("trained", _trained_row(training)),

@@ -54,7 +54,8 @@ def test_card_matches_the_model_file(deep_model):
     assert info["model"] == {"vocab": len(ckpt.tokenizer), "cell": "lstm", "layers": 2, "hidden": 8, "embed": 4,
                              "peephole": False, "parameters": ckpt.model.num_params()}
     assert info["vocabulary"]["size"] == len(ckpt.tokenizer) == ckpt.model.config.vocab
-    assert info["vocabulary"]["first"][:3] == ["'\\n'", "' '", "'.'"]  # code-point order, as reprs
+    assert info["vocabulary"]["first"][:3] == ["\n", " ", "."]  # code-point order, the tokens themselves
+    assert "'\\n' ' ' '.'" in rendered(info)  # the terminal shows them as reprs
     assert info["corpus"] == ckpt.meta["corpus"]
     assert info["validation"] == {"held_out_fraction": 0.1}
     assert info["lm_version"] == lm.__version__
@@ -87,7 +88,7 @@ def test_card_of_a_word_model_lists_its_specials_apart(word_model):
     info = card(lm.load(word_model))
     vocabulary = info["vocabulary"]
     assert vocabulary["kind"] == "word" and vocabulary["specials"] == ["<EOS>", "<UNK>"]
-    assert "'the'" in vocabulary["first"] and "'<EOS>'" not in vocabulary["first"]
+    assert "the" in vocabulary["first"] and "<EOS>" not in vocabulary["first"]
     assert "best_valid_bits_per_char" not in info["training"]  # bits per character only for characters
 
 
