@@ -13,12 +13,12 @@ from .api import LanguageModel, load  # noqa: E402
 from .checkpoint import Checkpoint, save  # noqa: E402
 from .data import read_text  # noqa: E402
 from .errors import ConfigError, LMError  # noqa: E402
-from .sample import draw_many, sample, sample_many  # noqa: E402
+from .sample import SampleConfig, draw_many, sample, sample_many  # noqa: E402
 from .score import SentenceScore, StreamScore, rank, score_sentence, score_stream  # noqa: E402
 from .train import EpochInfo, Notice, StartInfo, StepInfo, TrainResult, train  # noqa: E402
 
 __all__ = [
-    "Checkpoint", "ConfigError", "EpochInfo", "LMError", "LanguageModel", "Notice", "SentenceScore", "StartInfo",
-    "StepInfo", "StreamScore", "TrainResult", "__version__", "draw_many", "load", "rank", "read_text", "sample",
+    "Checkpoint", "ConfigError", "EpochInfo", "LMError", "LanguageModel", "Notice", "SampleConfig", "SentenceScore",
+    "StartInfo", "StepInfo", "StreamScore", "TrainResult", "__version__", "draw_many", "load", "rank", "read_text", "sample",
     "sample_many", "save", "score_sentence", "score_stream", "train",
 ]

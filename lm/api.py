@@ -29,29 +29,11 @@ class LanguageModel(Checkpoint):
         ckpt = checkpoint.load(path)
         return cls(ckpt.model, ckpt.tokenizer, ckpt.meta, ckpt.extra)
 
-    def sample(
-        self,
-        *,
-        chars: int | None = None,
-        words: int | None = None,
-        tokens: int | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        prime: str = "",
-        seed: int | np.random.Generator | None = None,
-        stop: Iterable[str] = (),
-        min_length: int = 0,
-        unk: str | None = None,
-        no_unk: bool = False,
-        greedy: bool = False,
-        novel: bool = False,
-    ) -> str:
-        """One sampled text, primer first (lm sample). novel: never a line of the training data
-        (models trained with --lines)."""
-        return "".join(self.stream(chars=chars, words=words, tokens=tokens, temperature=temperature, top_k=top_k,
-                                   top_p=top_p, prime=prime, seed=seed, stop=stop, min_length=min_length, unk=unk,
-                                   no_unk=no_unk, greedy=greedy, novel=novel))
+    def sample(self, *, novel: bool = False, **options: Any) -> str:
+        """One sampled text, primer first (lm sample). options: the fields of lm.SampleConfig
+        (chars, temperature, seed, ...); novel: never a line of the training data (models
+        trained with --lines)."""
+        return "".join(self.stream(novel=novel, **options))
 
     def stream(self, **options: Any) -> Iterator[str]:
         """The pieces of one sampled text as they are drawn; the options of `sample`."""

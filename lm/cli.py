@@ -26,6 +26,7 @@ from .api import LanguageModel, load
 from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig, counted
 from .data import lines, read_stdin, read_text
 from .errors import ConfigError, LMError
+from .sample import DEFAULT_TOKENS, SampleConfig
 from .score import SentenceScore, rank
 from .tokenizer import EOS, UNK_POLICIES
 from .train import EpochInfo, Notice, StartInfo, StepInfo, train as run_training
@@ -52,8 +53,9 @@ class _Messages(Console):
 err = _Messages(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
-TOK, MOD, TRN = TokenizerConfig(), ModelConfig(), TrainConfig()  # the defaults
+TOK, MOD, TRN, SMP = TokenizerConfig(), ModelConfig(), TrainConfig(), SampleConfig()  # the defaults
 SETTINGS = {f.name for c in (TOK, MOD, TRN) for f in fields(c)} - {"vocab"}
+SAMPLE_SETTINGS = {f.name for f in fields(SMP)}
 
 
 class TokenizerKind(str, Enum):
@@ -264,21 +266,22 @@ def sample(
     model: ModelOpt = Path(DEFAULT_MODEL_PATH),
     chars: Annotated[Optional[int], typer.Option(help="Stop after this many characters.")] = None,
     words: Annotated[Optional[int], typer.Option(help="Stop after this many words.")] = None,
-    tokens: Annotated[Optional[int], typer.Option(help="Stop after this many tokens [default: 200 if no limit].")] = None,
-    temperature: Annotated[float, typer.Option(help="Below 1: safer; above 1: wilder.")] = 1.0,
+    tokens: Annotated[Optional[int], typer.Option(
+        help=f"Stop after this many tokens [default: {DEFAULT_TOKENS} if no limit].")] = None,
+    temperature: Annotated[float, typer.Option(help="Below 1: safer; above 1: wilder.")] = SMP.temperature,
     top_k: Annotated[Optional[int], typer.Option(help="Draw from the K most probable tokens only.")] = None,
     top_p: Annotated[Optional[float], typer.Option(
         help="Draw from the smallest set of tokens whose probability reaches P (nucleus sampling).")] = None,
-    prime: Annotated[str, typer.Option(help="Continue this beginning.")] = "",
+    prime: Annotated[str, typer.Option(help="Continue this beginning.")] = SMP.prime,
     prime_file: Annotated[Optional[Path], typer.Option(help="Continue the text of this file (- reads stdin).")] = None,
     stop: Annotated[Optional[list[str]], typer.Option(
         help="End a sequence where this string appears (not printed); may be repeated.")] = None,
-    min_length: Annotated[int, typer.Option(help="Tokens drawn before <EOS> may end a sequence.")] = 0,
+    min_length: Annotated[int, typer.Option(help="Tokens drawn before <EOS> may end a sequence.")] = SMP.min_length,
     seed: Annotated[Optional[int], typer.Option(help="Random seed: the same seed gives the same text.")] = None,
     num: Annotated[int, typer.Option("--num", "-n", help="Number of sequences, drawn side by side.")] = 1,
     unk: UnkOpt = None,
-    no_unk: Annotated[bool, typer.Option("--no-unk", help="Never draw <UNK>.")] = False,
-    greedy: Annotated[bool, typer.Option("--greedy", help="Take the most probable token each step.")] = False,
+    no_unk: Annotated[bool, typer.Option("--no-unk", help="Never draw <UNK>.")] = SMP.no_unk,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Take the most probable token each step.")] = SMP.greedy,
     novel: Annotated[bool, typer.Option(
         "--novel", help="--lines models: draw again any sequence that is a line of the training data.")] = False,
     encoding: EncodingOpt = "utf-8",
@@ -294,9 +297,8 @@ def sample(
             raise ConfigError("give --prime or --prime-file, not both")
         prime = _whole_text(prime_file, encoding, errors.value)
     lm_model = load(model)
-    options = dict(chars=chars, words=words, tokens=tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                   prime=prime, seed=seed, stop=stop or (), min_length=min_length, unk=unk and unk.value,
-                   no_unk=no_unk, greedy=greedy, novel=novel)
+    options = {k: v for k, v in locals().items() if k in SAMPLE_SETTINGS}
+    options.update(stop=stop or (), unk=unk and unk.value, novel=novel)
     if num == 1 and not json_out:
         pieces = []
         for piece in lm_model.stream(**options):

@@ -197,6 +197,34 @@ class _Text:
         return piece
 
 
+@dataclass(frozen=True)
+class SampleConfig:
+    """How a sample is drawn: the settings of `lm sample`, each with its default, defined once
+    for the sampler, `LanguageModel.sample` and the CLI (whose flags they are, `_` read as `-`).
+
+    The limits (Limits) count the drawn text, not the primer. The drawing's settings are
+    Drawing's. seed: an int for repeatable text, or a np.random.Generator to continue drawing
+    from. stop: strings that end the sequence where they appear (not printed). unk: the policy
+    for primer tokens the model never saw ("error", "map" to <UNK>, "skip"; by default map
+    where the model has <UNK>, else skip). no_unk draws from the softmax with <UNK> removed and
+    the rest renormalised: the notes' "reject <UNK> and draw again" without an unbounded loop.
+    """
+
+    chars: int | None = None
+    words: int | None = None
+    tokens: int | None = None
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    prime: str = ""
+    seed: int | np.random.Generator | None = None
+    stop: Sequence[str] = ()
+    min_length: int = 0
+    unk: str | None = None
+    no_unk: bool = False
+    greedy: bool = False
+
+
 @dataclass
 class _Setup:
     limits: Limits
@@ -205,56 +233,36 @@ class _Setup:
     start: list[int]  # x<1> and the primer's ids
     primer: str  # the primer as the model reads it back
     prev: str | None  # the primer's last token
+    stop: Sequence[str]
 
 
-def _setup(tokenizer, chars, words, tokens, temperature, top_k, top_p, prime, seed, min_length, unk, no_unk,
-           greedy) -> _Setup:
-    limits = Limits(chars, words, tokens)
-    drawing = Drawing(temperature, top_k, top_p, greedy, min_length, tokenizer.unk_id if no_unk else None)
-    rng = generator(seed)
-    prime_ids = tokenizer.encode_prefix(prime, unk)[0] if prime else []
+def _setup(tokenizer: Tokenizer, options: dict) -> _Setup:
+    """What drawing needs, from the keyword settings of a SampleConfig (checked here)."""
+    cfg = SampleConfig(**options)
+    limits = Limits(cfg.chars, cfg.words, cfg.tokens)
+    drawing = Drawing(cfg.temperature, cfg.top_k, cfg.top_p, cfg.greedy, cfg.min_length,
+                      tokenizer.unk_id if cfg.no_unk else None)
+    rng = generator(cfg.seed)
+    prime_ids = tokenizer.encode_prefix(cfg.prime, cfg.unk)[0] if cfg.prime else []
     prev = tokenizer.tokens[prime_ids[-1]] if prime_ids and prime_ids[-1] != tokenizer.eos_id else None
-    return _Setup(limits, drawing, rng, [tokenizer.start_id, *prime_ids], tokenizer.decode(prime_ids, eos="\n"), prev)
+    return _Setup(limits, drawing, rng, [tokenizer.start_id, *prime_ids], tokenizer.decode(prime_ids, eos="\n"), prev,
+                  cfg.stop)
 
 
-def sample(
-    model: Model,
-    tokenizer: Tokenizer,
-    *,
-    chars: int | None = None,
-    words: int | None = None,
-    tokens: int | None = None,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    prime: str = "",
-    seed: int | np.random.Generator | None = None,
-    stop: Sequence[str] = (),
-    min_length: int = 0,
-    unk: str | None = None,
-    no_unk: bool = False,
-    greedy: bool = False,
-    novel: np.ndarray | None = None,
-) -> Iterator[str]:
+def sample(model: Model, tokenizer: Tokenizer, *, novel: np.ndarray | None = None, **options) -> Iterator[str]:
     """Yield the pieces of one sampled sequence (the primer first), ready to print as they come.
 
-    The limits count the drawn text, not the primer. seed: an int for repeatable text, or a
-    np.random.Generator to continue drawing from. stop: strings that end the sequence where
-    they appear (not printed). unk: the policy for primer tokens the model never saw ("error",
-    "map" to <UNK>, "skip"; by default map where the model has <UNK>, else skip). no_unk draws
-    from the softmax with <UNK> removed and the rest renormalised: the notes' "reject <UNK>
-    and draw again" without an unbounded loop. novel: the line hashes of the training data
+    options: the fields of SampleConfig. novel: the line hashes of the training data
     (`Tokenizer.line_hashes`); sequences found in it are drawn again, and the one kept comes
     whole, not piece by piece.
     """
-    s = _setup(tokenizer, chars, words, tokens, temperature, top_k, top_p, prime, seed, min_length, unk, no_unk,
-               greedy)
+    s = _setup(tokenizer, options)
     if novel is not None:
-        yield next(_many(model, tokenizer, 1, s, stop, novel))[1]
+        yield next(_many(model, tokenizer, 1, s, novel))[1]
         return
     if s.primer:
         yield s.primer
-    text = _Text(tokenizer, s.limits, s.prev, stop)
+    text = _Text(tokenizer, s.limits, s.prev, s.stop)
     for ids in _draws(model, s.start, 1, s.drawing, tokenizer.eos_id, s.rng):
         piece = text.add(int(ids[0]))
         if piece:
@@ -263,18 +271,13 @@ def sample(
             return
 
 
-def draw_many(model: Model, tokenizer: Tokenizer, num: int, *, chars: int | None = None, words: int | None = None,
-              tokens: int | None = None, temperature: float = 1.0, top_k: int | None = None,
-              top_p: float | None = None, prime: str = "", seed: int | np.random.Generator | None = None,
-              stop: Sequence[str] = (), min_length: int = 0, unk: str | None = None, no_unk: bool = False,
-              greedy: bool = False, novel: np.ndarray | None = None) -> Iterator[tuple[int, str]]:
+def draw_many(model: Model, tokenizer: Tokenizer, num: int, *, novel: np.ndarray | None = None,
+              **options) -> Iterator[tuple[int, str]]:
     """`num` sequences drawn side by side (much faster than one after another; MAX_BATCH at a
     time), each yielded as (index, text) the moment it is complete, primer first; the settings
     of `sample`."""
     check_count("--num", num)
-    s = _setup(tokenizer, chars, words, tokens, temperature, top_k, top_p, prime, seed, min_length, unk, no_unk,
-               greedy)
-    return _many(model, tokenizer, num, s, stop, novel)
+    return _many(model, tokenizer, num, _setup(tokenizer, options), novel)
 
 
 def sample_many(model: Model, tokenizer: Tokenizer, num: int, **settings) -> list[str]:
@@ -285,15 +288,15 @@ def sample_many(model: Model, tokenizer: Tokenizer, num: int, **settings) -> lis
     return texts
 
 
-def _many(model, tokenizer, num: int, s: _Setup, stop, novel) -> Iterator[tuple[int, str]]:
+def _many(model, tokenizer, num: int, s: _Setup, novel) -> Iterator[tuple[int, str]]:
     if novel is None:
-        yield from _batch(model, tokenizer, range(num), s, stop)
+        yield from _batch(model, tokenizer, range(num), s)
         return
     if tokenizer.eos_id is None:
         raise ConfigError("--novel needs a model of one sequence per line (trained with --lines)")
     missing = list(range(num))
     for _ in range(NOVEL_ROUNDS):
-        drawn = dict(_batch(model, tokenizer, missing, s, stop))
+        drawn = dict(_batch(model, tokenizer, missing, s))
         for i in list(missing):
             if not copies_a_line(novel, drawn[i]):
                 missing.remove(i)
@@ -304,19 +307,19 @@ def _many(model, tokenizer, num: int, s: _Setup, stop, novel) -> Iterator[tuple[
                   f"try a higher --temperature")
 
 
-def _batch(model, tokenizer, indices, s: _Setup, stop) -> Iterator[tuple[int, str]]:
+def _batch(model, tokenizer, indices, s: _Setup) -> Iterator[tuple[int, str]]:
     """len(indices) sequences, each yielded with its index when complete: MAX_BATCH at a time
     side by side, so that memory stays bounded however many are asked for."""
     for start in range(0, len(indices), MAX_BATCH):
-        yield from _side_by_side(model, tokenizer, indices[start : start + MAX_BATCH], s, stop)
+        yield from _side_by_side(model, tokenizer, indices[start : start + MAX_BATCH], s)
 
 
-def _side_by_side(model, tokenizer, indices, s: _Setup, stop) -> Iterator[tuple[int, str]]:
+def _side_by_side(model, tokenizer, indices, s: _Setup) -> Iterator[tuple[int, str]]:
     """One batch of len(indices) sequences, each yielded with its index when complete."""
-    if not stop and s.limits.chars is None and s.limits.words is None:
+    if not s.stop and s.limits.chars is None and s.limits.words is None:
         yield from _batch_of_tokens(model, tokenizer, indices, s)
         return
-    texts = {i: _Text(tokenizer, s.limits, s.prev, stop) for i in indices}
+    texts = {i: _Text(tokenizer, s.limits, s.prev, s.stop) for i in indices}
     pieces = {i: [s.primer] for i in indices}
     for ids in _draws(model, s.start, len(texts), s.drawing, tokenizer.eos_id, s.rng):
         for (i, text), token in zip(texts.items(), ids.tolist()):

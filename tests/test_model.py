@@ -423,7 +423,7 @@ def test_a_primer_of_several_lines_is_read_as_the_training_text_was(config, text
     assert tok.decode(whole) == ("annbob" if config.lines else "the cat sat. the dog ran.")
     if config.lines:  # --novel looks at the drawn line, not the primer's lines before it
         monkeypatch.setattr(importlib.import_module("lm.sample"), "_batch",
-                            lambda model, tok, indices, s, stop: ((i, "ann\nbob") for i in indices))
+                            lambda model, tok, indices, s: ((i, "ann\nbob") for i in indices))
         with pytest.raises(lm.LMError, match="no new sequence"):
             sample_many(model, tok, 2, prime="ann\nb", novel=tok.line_hashes(text))
 
