@@ -262,3 +262,17 @@ def test_load_refuses_line_hashes_that_are_not_a_sorted_list(saved, hashes):
         np.savez(f, **arrays)
     with pytest.raises(lm.LMError, match="damaged"):
         lm.load(saved)
+
+
+@pytest.mark.parametrize("change", ["nan", "inf", "integers"])
+def test_load_refuses_weights_that_are_not_finite_floats(saved, change):
+    with np.load(saved) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    if change == "integers":
+        arrays["by"] = arrays["by"].astype(np.int64)
+    else:
+        arrays["Wax"][0, 0] = float(change)
+    with open(saved, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(lm.LMError, match="array (Wax|by) has the wrong shape or values"):
+        lm.load(saved)

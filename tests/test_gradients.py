@@ -83,6 +83,18 @@ def test_gradients_match_central_differences(cell, layers, peephole, V):
             assert err < 1e-6, f"state of layer {layer}, part {k}: relative error {err:.2e}"
 
 
+@pytest.mark.parametrize("scale, offset", [(1.0, 0.0), (0.25, 0.0), (0.25, 100.0)],
+                         ids=["unscaled", "scaled", "scaled-and-shifted"])
+def test_softmax_gradient_is_its_scale_times_the_central_differences(scale, offset):
+    """The training step asks for scale = 1 / batch, which the model checks above never use;
+    logits past SAFE_LOGIT take the shifted path."""
+    rng = np.random.default_rng(1)
+    logits, y = rng.normal(0.0, 2.0, (6, 7)) + offset, rng.integers(0, 7, 6)
+    _, grad = softmax_cross_entropy(logits.copy(), y, scale)
+    numeric = _numeric(lambda: scale * softmax_cross_entropy(logits.copy(), y)[0], logits)
+    assert _rel_error(grad, numeric) < 1e-6
+
+
 def test_gradient_check_catches_a_wrong_gradient():
     """The check above can fail: a deliberately broken backward is caught."""
     model, x, y, state, wstate = _setup("lstm", 1, False)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_utils import TINY_FLAGS, assert_ok, assert_one_line_error, run_lm, run_main
-from conftest import CORPUS_TEXT, TINY
+from conftest import CORPUS_TEXT, TINY, write_corpus
 
 import lm
 from lm import checkpoint, cli, parallel
@@ -588,6 +588,14 @@ def test_a_directory_that_cannot_be_synced_still_gets_its_model(tmp_path, corpus
     monkeypatch.setattr(checkpoint, "_fsync_dir", lambda directory: (_ for _ in ()).throw(OSError(errno.EINVAL, "x")))
     checkpoint.save(tmp_path / "n.npz", ckpt)
     assert lm.load(tmp_path / "n.npz").model.num_params() == ckpt.model.num_params()
+
+
+def test_the_rename_is_made_durable_by_syncing_its_directory_after_it(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "replace", lambda src, dst, replace=os.replace: (calls.append("replace"), replace(src, dst)))
+    monkeypatch.setattr(checkpoint, "_fsync_dir", lambda directory: calls.append(("sync", Path(directory))))
+    checkpoint.save(tmp_path / "m.npz", lm.load(lm.train(write_corpus(tmp_path), tmp_path / "t.npz", **TINY).path))
+    assert calls[-2:] == ["replace", ("sync", tmp_path)]
 
 
 class _Clock:

@@ -72,10 +72,12 @@ def test_char_unseen_characters_are_left_out_and_counted():
         ("Καλημέρα κόσμε· 42 φορές; 1,000,000", ["Καλημέρα", "κόσμε", "·", "42", "φορές", ";", "1,000,000"]),
         ("我 爱 北京 。 東京 タワー", ["我", "爱", "北京", "。", "東京", "タワー"]),
         ("cafe\u0301 at 12:30 (well-known)", ["cafe\u0301", "at", "12:30", "(", "well-known", ")"]),
+        ("l’été don’t", ["l’été", "don’t"]),
         ("می\u200cخواهم بروم", ["می\u200cخواهم", "بروم"]),  # the ZWNJ is inside the Persian word
         ("ok 👍🏽 🇫🇷 👩\u200d👩\u200d👧 !", ["ok", "👍🏽", "🇫🇷", "👩\u200d👩\u200d👧", "!"]),
     ],
-    ids=["latin", "cyrillic", "greek", "cjk", "combining-mark", "zero-width-non-joiner", "emoji-clusters"],
+    ids=["latin", "cyrillic", "greek", "cjk", "combining-mark", "curly-apostrophe", "zero-width-non-joiner",
+         "emoji-clusters"],
 )
 def test_word_split_keeps_letters_and_numbers_whole_and_splits_punctuation(text, expected):
     assert fit("x", tokenizer="word").split(text) == expected
@@ -86,6 +88,7 @@ def test_word_vocabulary_is_top_k_with_ties_alphabetical():
     tok = fit(text, tokenizer="word", vocab_size=3)
     assert tok.tokens == [EOS, UNK, "b", "a", "c"]
     assert fit(text, tokenizer="word", vocab_size=100).tokens == [EOS, UNK, "b", "a", "c", "d", "e"]
+    assert fit("z y x\n", tokenizer="word", vocab_size=2).tokens == [EOS, UNK, "x", "y"]  # not the order seen
 
 
 def test_word_specials_come_first():
@@ -102,6 +105,13 @@ def test_word_literal_unk_in_corpus_is_not_a_vocabulary_word():
     ids, unknown = tok.encode_sentence("the <unk> sat")
     assert ids == [tok.index["the"], tok.unk_id, tok.index["sat"], tok.eos_id]
     assert unknown == 1
+
+
+def test_a_literal_eos_in_the_text_is_an_unknown_word_not_an_end():
+    """Only the whitespace tokenizer sees "<EOS>" whole (the regex splits it at < and >)."""
+    tok = fit("a <EOS> b\n", tokenizer="whitespace")
+    assert tok.tokens == [EOS, UNK, "a", "b"]
+    assert tok.encode_sentence("a <EOS> b") == ([tok.index["a"], tok.unk_id, tok.index["b"], tok.eos_id], 1)
 
 
 def test_word_out_of_vocabulary_becomes_unk_and_is_counted():
