@@ -316,8 +316,11 @@ def _batch(model, tokenizer, indices, s: _Setup) -> Iterator[tuple[int, str]]:
 
 def _side_by_side(model, tokenizer, indices, s: _Setup) -> Iterator[tuple[int, str]]:
     """One batch of len(indices) sequences, each yielded with its index when complete."""
-    if not s.stop and s.limits.chars is None and s.limits.words is None:
-        yield from _batch_of_tokens(model, tokenizer, indices, s)
+    limits = s.limits
+    if not s.stop and limits.words is None and (limits.chars is None or tokenizer.kind == "char"):
+        # A character model's every token is one character: its chars limit is a token cap.
+        cap = min(c for c in (limits.token_cap, limits.chars) if c is not None)
+        yield from _batch_of_tokens(model, tokenizer, indices, s, cap)
         return
     texts = {i: _Text(tokenizer, s.limits, s.prev, s.stop) for i in indices}
     pieces = {i: [s.primer] for i in indices}
@@ -331,11 +334,11 @@ def _side_by_side(model, tokenizer, indices, s: _Setup) -> Iterator[tuple[int, s
             return
 
 
-def _batch_of_tokens(model, tokenizer, indices, s: _Setup) -> Iterator[tuple[int, str]]:
+def _batch_of_tokens(model, tokenizer, indices, s: _Setup, cap: int) -> Iterator[tuple[int, str]]:
     """`_side_by_side` when only tokens are counted: each sequence ends at its first <EOS> or its
-    token_cap-th token, which whole-batch array operations can tell, so a step costs no Python
-    work per sequence; a sequence's text is made once, when it ends."""
-    cap, eos = s.limits.token_cap, tokenizer.eos_id
+    cap-th token, which whole-batch array operations can tell, so a step costs no Python work
+    per sequence; a sequence's text is made once, when it ends."""
+    eos = tokenizer.eos_id
     drawn = []
     alive = np.ones(len(indices), dtype=bool)
     for ids in _draws(model, s.start, len(indices), s.drawing, eos, s.rng):

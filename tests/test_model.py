@@ -547,15 +547,21 @@ def test_many_sequences_are_drawn_a_bounded_batch_at_a_time(monkeypatch, limits)
     assert len(texts) == 7 and all(len(t) == 9 for t in texts) and len(set(texts)) > 3
 
 
-def test_token_limits_alone_take_the_whole_batch_path_and_draw_the_same(word_model):
-    """With only tokens counted, sequences end by array tests (sample._batch_of_tokens); a stop
-    string that never appears sends the same draws through the per-sequence path instead."""
+def test_token_limits_alone_take_the_whole_batch_path_and_draw_the_same(word_model, monkeypatch):
+    """With only tokens counted (or characters, by a character model), sequences end by array
+    tests (sample._batch_of_tokens); a stop string that never appears sends the same draws
+    through the per-sequence path instead."""
     ckpt, _ = word_model
     words = ckpt.model, ckpt.tokenizer
     eos_model, eos_tok = _lines_model({"<EOS>": 1.0})
-    for model, tok in (words, (eos_model, eos_tok)):
-        for settings in (dict(tokens=9), dict(), dict(tokens=4, prime="the cat" if tok.kind == "word" else "ab")):
+    sampling, texts = importlib.import_module("lm.sample"), []  # lm.sample is the function
+    monkeypatch.setattr(sampling, "_Text", lambda *args, text=sampling._Text: texts.append(1) or text(*args))
+    for model, tok in (words, (eos_model, eos_tok), _lines_model({"<EOS>": -3.0})):
+        for settings in (dict(tokens=9), dict(), dict(tokens=4, prime="the cat" if tok.kind == "word" else "ab"),
+                         dict(chars=5), dict(chars=5, tokens=3), dict(chars=4, prime="ab")):
+            texts.clear()
             fast = sample_many(model, tok, 12, seed=5, **settings)
+            assert not texts or (tok.kind != "char" and "chars" in settings)  # a word model counts characters one by one
             slow = sample_many(model, tok, 12, seed=5, stop=["\x00"], **settings)
             assert fast == slow
     assert {len(t) for t in sample_many(eos_model, eos_tok, 40, seed=2, tokens=3)} >= {0, 3}
