@@ -292,7 +292,8 @@ def _trained_row(training: dict) -> str | None:
     parts = []
     if "epochs_run" in training:
         planned = training.get("epochs_planned")
-        parts.append(f"{training['epochs_run']}" + (f" of {planned}" if planned else "") + " epochs")
+        run = training["epochs_run"]
+        parts.append(f"{run} of {counted(planned, 'epoch')}" if planned else counted(run, "epoch"))
     if "train_time_s" in training:
         parts.append(_duration(training["train_time_s"]))
     return ", ".join(parts)

@@ -67,9 +67,9 @@ def check_fields(obj) -> None:
         value = getattr(obj, f.name)
         flag = "--" + f.name.replace("_", "-")
         meta = f.metadata
-        if value is None:
+        if value is None and type(None) in typing.get_args(f.type):
             continue
-        value = _typed(value, _kind(f), flag)
+        value = _typed(value, _kind(f), flag)  # None where a field has no None: a ConfigError
         object.__setattr__(obj, f.name, value)  # the dataclasses are frozen
         if "choices" in meta and value not in meta["choices"]:
             raise ConfigError(f"{flag} must be one of {', '.join(meta['choices'])}, not {value!r}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import counted
 from .errors import ConfigError, LMError
 
 
@@ -130,8 +131,7 @@ class Batches:
         n = len(ids) // batch_size
         if n < 2:
             advice = "use a smaller --batch-size or a longer corpus" if batch_size > 1 else "give a longer corpus"
-            tokens = f"{len(ids):,} token" + ("s" if len(ids) != 1 else "")
-            raise LMError(f"{source} has {tokens}, too few for --batch-size {batch_size}; {advice}")
+            raise LMError(f"{source} has {counted(len(ids), 'token')}, too few for --batch-size {batch_size}; {advice}")
         self.y = np.ascontiguousarray(ids[: batch_size * n].astype(np.int32, copy=False).reshape(batch_size, n).T)
         self.left_out = len(ids) - batch_size * n  # the tail that does not fill all B streams
         self.first = np.concatenate([[start_id], self.y[-1, :-1]]).astype(np.int32)  # x<1> of each stream

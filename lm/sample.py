@@ -2,7 +2,7 @@
 feed it back as x<t+1>, stop at <EOS> or a length limit. Text is yielded as it is drawn."""
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -184,16 +184,16 @@ class _Text:
         return self._spaced(piece)
 
     def _spaced(self, piece: str) -> str:
-        """With a word limit, whitespace waits for the next word, so that the word past the limit
-        takes its space with it: --words 3 of a character model ends "a b c", not "a b c "."""
-        if self.limits.words is None or self.done:
-            piece, self.space = self.space + piece, ""
+        """With a word limit, whitespace waits for the next word, and is dropped if none comes
+        (the word past the limit, <EOS> or the token cap ends the text): --words 3 of a
+        character model ends "a b c", not "a b c "."""
+        if self.limits.words is None:
             return piece
         body = piece.rstrip()
         if not body:
-            self.space += piece
+            self.space = "" if self.done else self.space + piece
             return ""
-        piece, self.space = self.space + body, piece[len(body):]
+        piece, self.space = self.space + body, "" if self.done else piece[len(body):]
         return piece
 
 
@@ -238,6 +238,9 @@ class _Setup:
 
 def _setup(tokenizer: Tokenizer, options: dict) -> _Setup:
     """What drawing needs, from the keyword settings of a SampleConfig (checked here)."""
+    unknown = set(options) - {f.name for f in fields(SampleConfig)}
+    if unknown:
+        raise ConfigError(f"unknown sampling setting {min(unknown)!r}")
     cfg = SampleConfig(**options)
     limits = Limits(cfg.chars, cfg.words, cfg.tokens)
     drawing = Drawing(cfg.temperature, cfg.top_k, cfg.top_p, cfg.greedy, cfg.min_length,

@@ -25,13 +25,13 @@ UNK_LITERALS = frozenset({"<unk>", "<UNK>"})
 
 # A word is letters (with their combining marks, digits, and the invisible joiners that some
 # scripts write inside words: ZWNJ in Persian, ZWJ in Indic scripts, the soft hyphen) joined
-# by inner apostrophes or hyphens; a number may carry inner separators; anything else that is
-# not a space stands alone as one grapheme cluster (\X), so that an emoji with its skin tone,
-# a flag or a ZWJ family stays one token.
+# by inner apostrophes or hyphens; a number, with its marks (the keycap 1️⃣), may carry inner
+# separators; anything else that is not a space stands alone as one grapheme cluster (\X), so
+# that an emoji with its skin tone, a flag or a ZWJ family stays one token.
 WORD_PATTERN = regex.compile(
     r"<unk>|<UNK>"
     r"|\p{L}[\p{L}\p{M}\p{N}\u00ad\u200c\u200d]*(?:['’\-][\p{L}\p{M}\p{N}\u00ad\u200c\u200d]+)*"
-    r"|\p{N}+(?:[.,:]\p{N}+)*"
+    r"|\p{N}[\p{N}\p{M}]*(?:[.,:]\p{N}[\p{N}\p{M}]*)*"
     r"|(?!\s)\X"
 )
 NO_SPACE_BEFORE = regex.compile(r"^(?:[.,!?;:%)\]}»”…]+|['’]\p{L}+|n't)$")

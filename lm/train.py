@@ -25,7 +25,7 @@ import numpy as np
 from . import __version__, checkpoint, optim, parallel
 from .checkpoint import Checkpoint
 from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig, check_fields, counted
-from .data import Batches, read_text, split_tail
+from .data import BOM, Batches, read_text, split_tail
 from .errors import ConfigError, LMError
 from .model import Model
 from .sample import sample
@@ -405,6 +405,9 @@ class _Run:
                                   f"(the run has {saved[key]!r})")
         text = read_text(corpus, encoding, errors)
         if _corpus_entry(corpus, text)["sha256"] != meta["corpus"]["sha256"]:
+            if _corpus_entry(corpus, BOM + text)["sha256"] == meta["corpus"]["sha256"]:
+                raise LMError(f"this run was started by an lm that read the byte-order mark at the start of "
+                              f"{corpus} as text, which lm now drops; its windows would not line up: start afresh")
             raise LMError(f"{corpus} is not the text this run was trained on ({meta['corpus']['name']}, "
                           f"sha256 {meta['corpus']['sha256'][:12]}...); resume with that file")
         valid_text = None if valid is None else read_text(valid, encoding, errors)
@@ -452,15 +455,23 @@ class _Run:
         except (TypeError, ValueError) as e:
             raise LMError(f"{where} is damaged: its training arrays do not fit the model ({e})") from None
 
-    def _update_card(self) -> None:
+    def _update_card(self, report: Report) -> None:
         """The saved model keeps its (best) weights, but its metadata gains the epoch just run:
-        `lm info` shows the whole run, not the run up to its best epoch. A model file deleted or
-        spoiled meanwhile is left alone: the next improvement saves one."""
+        `lm info` shows the whole run, not the run up to its best epoch. Only the file this run
+        saved: one deleted, spoiled or replaced meanwhile is left alone (the next improvement
+        saves one), and a failed write is a notice, not the end of the run."""
         try:
-            best = checkpoint.load(self.path).model
+            saved = checkpoint.load(self.path)
         except LMError:
             return
-        checkpoint.save(self.path, Checkpoint(best, self.tokenizer, self.meta, self.kept))
+        meta = saved.meta
+        if (meta.get("corpus"), meta.get("best_epoch"), saved.tokenizer.tokens) != (
+                self.meta["corpus"], self.meta.get("best_epoch"), self.tokenizer.tokens):
+            return
+        try:
+            checkpoint.save(self.path, Checkpoint(saved.model, self.tokenizer, self.meta, self.kept))
+        except LMError as e:
+            report(Notice(f"the saved model keeps its weights, but its card misses this epoch: {e}"))
 
     def _save_resume(self) -> Path:
         where = checkpoint.resume_path(self.path)
@@ -610,7 +621,7 @@ class _Run:
             meta["best_epoch"] = rs.epoch
             checkpoint.save(self.path, Checkpoint(self.model, self.tokenizer, meta, self.kept))
         else:
-            self._update_card()
+            self._update_card(report)
         report(info)
         if valid_loss is not None:
             if rs.watched is None or valid_loss < rs.watched - cfg.min_delta:

@@ -206,8 +206,10 @@ def test_load_refuses_damaged_metadata_without_building_it(saved, change):
 
 @pytest.mark.parametrize(
     "change",
-    [{"hidden": 10**6}, {"layers": 10**6}, {"layers": 3}, {"hidden": 6.0}, {"layers": True}, {"embed": "4"}],
-    ids=["huge-hidden", "a-million-layers", "a-layer-too-many", "fractional-hidden", "boolean-layers", "text-embed"],
+    [{"hidden": 10**6}, {"layers": 10**6}, {"layers": 3}, {"hidden": 6.0}, {"layers": True}, {"embed": "4"},
+     {"hidden": None}],
+    ids=["huge-hidden", "a-million-layers", "a-layer-too-many", "fractional-hidden", "boolean-layers", "text-embed",
+         "null-hidden"],
 )
 def test_load_refuses_a_model_configuration_its_arrays_do_not_fit_before_building_it(saved, change, monkeypatch):
     """The file's own vocabulary this time, so that only the changed entry is wrong."""

@@ -387,7 +387,7 @@ def test_sampler_stops_at_eos_and_respects_every_limit():
     assert len("".join(sample(model, tok, chars=17, seed=1))) == 17
     assert len("".join(sample(model, tok, tokens=9, seed=1))) == 9
     assert len("".join(sample(model, tok, seed=1))) == 200  # the default limit
-    for bad in ({"chars": 0}, {"tokens": -1}, {"temperature": 0.0}, {"temperature": float("nan")}):
+    for bad in ({"chars": 0}, {"tokens": -1}, {"temperature": 0.0}, {"temperature": float("nan")}, {"temprature": 1}):
         with pytest.raises(lm.ConfigError):
             list(sample(model, tok, **bad))
 
@@ -401,6 +401,14 @@ def test_sampler_words_limit_and_primer():
     for seed in range(5):  # the word past the limit takes the whitespace before it
         text = "".join(sample(model, tok, words=2, seed=seed))
         assert len(text.split()) == 2 and text == text.rstrip(), repr(text)
+    capped = ["".join(sample(model, tok, words=9, tokens=6, seed=seed)) for seed in range(20)]
+    assert all(t == t.rstrip() for t in capped) and any(len(t) < 6 for t in capped)  # whitespace the cap cut off
+    lines = Tokenizer.fit("a b\n", TokenizerConfig(tokenizer="char", lines=True))  # <EOS>, ' ', 'a', 'b'
+    ended = _model("rnn", V=len(lines), layers=1)
+    ended.params["Wya"][:] = 0
+    ended.params["by"][:] = [0.0, 1.0, 0.0, -9.0]
+    drawn = ["".join(sample(ended, lines, words=9, seed=seed)) for seed in range(20)]
+    assert all(t == t.rstrip() for t in drawn)  # the space before <EOS> (likely here) is dropped too
     assert "".join(sample(model, tok, prime="axb", tokens=1, seed=5)).startswith("ab")  # unseen: skipped
     with pytest.raises(lm.LMError, match="never saw 'x', 'y', 'z'"):
         list(sample(model, tok, prime="xyz", unk="error"))
@@ -676,6 +684,26 @@ def test_the_saved_model_keeps_its_best_weights_and_the_whole_run_in_its_card(tm
     assert final.meta["train_time_s"] == pytest.approx(sum(h.train_s for h in result.history))
     np.testing.assert_array_equal(final.model.flat, saved[1].model.flat)
     assert card(final)["training"]["epochs_run"] == 3
+
+
+def test_a_model_file_replaced_during_training_is_left_alone(tmp_path, monkeypatch):
+    """The card's update wrote this run's metadata onto whatever file was at the path."""
+    other = tmp_path / "other.txt"
+    other.write_text("a different corpus, a different model. " * 20)
+    lm.train(other, tmp_path / "other.npz", hidden=8, embed=4, seq_len=8, batch_size=4, epochs=1)
+    foreign = (tmp_path / "other.npz").read_bytes()
+    losses = iter([1.0, 2.0])  # epoch 2 does not improve: only its card would be written
+    monkeypatch.setattr(importlib.import_module("lm.train"), "stream_nats",
+                        lambda model, ids, *args: (next(losses) * len(ids), 0))
+
+    def replace(info):
+        if isinstance(info, lm.EpochInfo) and info.epoch == 1:
+            (tmp_path / "m.npz").write_bytes(foreign)
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat. " * 40)
+    lm.train(corpus, tmp_path / "m.npz", hidden=8, embed=4, seq_len=8, batch_size=4, epochs=2, on_progress=replace)
+    assert (tmp_path / "m.npz").read_bytes() == foreign
 
 
 def test_every_epoch_starts_from_the_zero_state(tmp_path, monkeypatch):

@@ -98,9 +98,9 @@ def test_a_damaged_resume_file_ends_its_team_too(tmp_path, corpus, monkeypatch):
 
 
 @pytest.mark.parametrize("change", [{"step": -5}, {"step": 10**6}, {"lr": "x"}, {"epoch": "x"}, {"epoch": 0},
-                                    {"total_steps": 2.5}, {"history": "abc"}],
+                                    {"total_steps": 2.5}, {"step": None}, {"history": "abc"}],
                          ids=["step-negative", "step-past-the-epoch", "lr-text", "epoch-text", "epoch-0",
-                              "fractional-steps", "history-text"])
+                              "fractional-steps", "step-null", "history-text"])
 def test_a_resume_file_with_damaged_run_state_is_one_error_and_stays(tmp_path, corpus, change):
     """Each failed with a traceback (IndexError, TypeError, AttributeError), or went on at a
     step past the epoch's end."""
@@ -114,6 +114,19 @@ def test_a_resume_file_with_damaged_run_state_is_one_error_and_stays(tmp_path, c
     with pytest.raises(lm.LMError, match="damaged"):
         lm.train(corpus, tmp_path / "m.npz", resume=True)
     assert result.resume_path.exists()
+
+
+def test_a_run_begun_when_lm_kept_a_byte_order_mark_says_why_it_cannot_resume(tmp_path, corpus):
+    """Its corpus hash included the mark, which lm now drops: "not the text this run was trained
+    on" was wrong about the file."""
+    import hashlib
+    (tmp_path / "bom.txt").write_text("\ufeff" + corpus.read_text())
+    result = lm.train(tmp_path / "bom.txt", tmp_path / "m.npz", on_progress=_signal_at(3), **TINY)
+    ckpt = lm.load(result.resume_path)
+    ckpt.meta["corpus"]["sha256"] = hashlib.sha256(("\ufeff" + corpus.read_text()).encode()).hexdigest()
+    checkpoint.save(result.resume_path, ckpt)
+    with pytest.raises(lm.LMError, match="read the byte-order mark .* as text, which lm now drops"):
+        lm.train(tmp_path / "bom.txt", tmp_path / "m.npz", resume=True)
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGPIPE"), reason="no SIGPIPE here")

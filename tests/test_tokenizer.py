@@ -74,7 +74,7 @@ def test_char_unseen_characters_are_left_out_and_counted():
         ("cafe\u0301 at 12:30 (well-known)", ["cafe\u0301", "at", "12:30", "(", "well-known", ")"]),
         ("l’été don’t", ["l’été", "don’t"]),
         ("می\u200cخواهم بروم", ["می\u200cخواهم", "بروم"]),  # the ZWNJ is inside the Persian word
-        ("ok 👍🏽 🇫🇷 👩\u200d👩\u200d👧 !", ["ok", "👍🏽", "🇫🇷", "👩\u200d👩\u200d👧", "!"]),
+        ("ok 👍🏽 🇫🇷 👩\u200d👩\u200d👧 1\ufe0f\u20e3 !", ["ok", "👍🏽", "🇫🇷", "👩\u200d👩\u200d👧", "1\ufe0f\u20e3", "!"]),
     ],
     ids=["latin", "cyrillic", "greek", "cjk", "combining-mark", "curly-apostrophe", "zero-width-non-joiner",
          "emoji-clusters"],
