@@ -19,7 +19,7 @@ demo: install
 test: dev
 	$(PYTHON) -m pytest
 
-# lm against PyTorch on the same models and threads (needs ../shared/corpora; 9-10 minutes).
+# lm against PyTorch on the same models and threads (needs ../shared/corpora; 8-10 minutes).
 bench:
 	$(PIP) -e '.[bench]'
 	$(PYTHON) bench/run.py
