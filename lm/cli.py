@@ -26,7 +26,7 @@ from .api import LanguageModel, load
 from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig, counted
 from .data import lines, read_stdin, read_text
 from .errors import ConfigError, LMError
-from .sample import DEFAULT_TOKENS, SampleConfig
+from .sample import DEFAULT_TOKENS, SAMPLE_SETTINGS, SampleConfig
 from .score import SentenceScore, rank
 from .tokenizer import EOS, UNK_POLICIES
 from .train import EpochInfo, Notice, StartInfo, StepInfo, train as run_training
@@ -55,7 +55,6 @@ out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty()
 
 TOK, MOD, TRN, SMP = TokenizerConfig(), ModelConfig(), TrainConfig(), SampleConfig()  # the defaults
 SETTINGS = {f.name for c in (TOK, MOD, TRN) for f in fields(c)} - {"vocab"}
-SAMPLE_SETTINGS = {f.name for f in fields(SMP)}
 
 
 class TokenizerKind(str, Enum):

@@ -35,6 +35,11 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+def at_least(least, default):
+    """A field whose values run from `least` up."""
+    return field(default=default, metadata={"min": least})
+
+
 def _positive(default, max=MAX_COUNT):
     return field(default=default, metadata={"min": 1, "max": max})
 
@@ -126,17 +131,17 @@ class TrainConfig:
     optimizer: str = field(default="adam", metadata={"choices": ("adam", "sgd")})
     lr: float | None = field(default=None, metadata={"above": 0})  # None: 2e-3 Adam, 1.0 SGD
     lr_decay: float = field(default=1.0, metadata={"above": 0})
-    decay_after: int = field(default=1, metadata={"min": 0})
+    decay_after: int = at_least(0, 1)
     lr_schedule: str = field(default="step", metadata={"choices": ("step", "plateau")})
-    patience: int | None = field(default=None, metadata={"min": 1})  # epochs without improvement
-    min_delta: float = field(default=0.0, metadata={"min": 0.0})  # nats/token that count as one
-    clip: float = field(default=5.0, metadata={"min": 0})  # global norm; 0 turns it off
-    clip_value: float = field(default=0.0, metadata={"min": 0})  # per element; 0 turns it off
+    patience: int | None = at_least(1, None)  # epochs without improvement
+    min_delta: float = at_least(0.0, 0.0)  # nats/token that count as one
+    clip: float = at_least(0, 5.0)  # global norm; 0 turns it off
+    clip_value: float = at_least(0, 0.0)  # per element; 0 turns it off
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "below": 1.0})
-    seed: int = field(default=0, metadata={"min": 0})
+    seed: int = at_least(0, 0)
     grad_stats: bool = False  # record how far back gradients reach (model.gradient_reach)
-    checkpoint_every: int | None = field(default=None, metadata={"min": 1})  # steps between resume files
-    sample_chars: int = field(default=100, metadata={"min": 0})  # a sample after each epoch; 0: none
+    checkpoint_every: int | None = at_least(1, None)  # steps between resume files
+    sample_chars: int = at_least(0, 100)  # a sample after each epoch; 0: none
 
     def __post_init__(self):
         check_fields(self)

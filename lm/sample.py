@@ -225,6 +225,9 @@ class SampleConfig:
     greedy: bool = False
 
 
+SAMPLE_SETTINGS = frozenset(f.name for f in fields(SampleConfig))
+
+
 @dataclass
 class _Setup:
     limits: Limits
@@ -238,7 +241,7 @@ class _Setup:
 
 def _setup(tokenizer: Tokenizer, options: dict) -> _Setup:
     """What drawing needs, from the keyword settings of a SampleConfig (checked here)."""
-    unknown = set(options) - {f.name for f in fields(SampleConfig)}
+    unknown = set(options) - SAMPLE_SETTINGS
     if unknown:
         raise ConfigError(f"unknown sampling setting {min(unknown)!r}")
     cfg = SampleConfig(**options)

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__, checkpoint, optim, parallel
 from .checkpoint import Checkpoint
-from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig, check_fields, counted
+from .config import DEFAULT_MODEL_PATH, ModelConfig, TokenizerConfig, TrainConfig, at_least, check_fields, counted
 from .data import BOM, Batches, read_text, split_tail
 from .errors import ConfigError, LMError
 from .model import Model
@@ -112,29 +112,25 @@ ROLLBACK_EVERY = 100  # steps between snapshots of good weights
 MAX_ROLLBACKS = 3  # non-finite steps in a row (no good snapshot between) before giving up
 
 
-def _least(n, default=0):
-    return field(default=default, metadata={"min": n})
-
-
 @dataclass
 class RunState:
     """Where a run is, besides weights, optimizer moments and carried state: the JSON part of
     a resume file, checked as the settings are. Validation losses of None mean none yet."""
 
-    epoch: int = _least(1, 1)  # the epoch in progress
-    step: int = _least(0)  # steps of it done
-    lr: float = _least(0, 0.0)
+    epoch: int = at_least(1, 1)  # the epoch in progress
+    step: int = at_least(0, 0)  # steps of it done
+    lr: float = at_least(0, 0.0)
     lr_scale: float = field(default=1.0, metadata={"above": 0})  # halved by every rollback
     best: float | None = None  # the best validation loss: the saved model's
     watched: float | None = None  # the last one that counted as an improvement (by min_delta)
-    stale: int = _least(0)  # epochs since then
-    train_time: float = _least(0, 0.0)  # seconds of training steps, every session
-    wall_time: float = _least(0, 0.0)  # seconds in all, validation and saving included, every session
-    epoch_time: float = _least(0, 0.0)  # training seconds of the epoch in progress
-    epoch_nats: float = _least(0, 0.0)
-    epoch_tokens: int = _least(0)
-    clipped_steps: int = _least(0)
-    total_steps: int = _least(0)
+    stale: int = at_least(0, 0)  # epochs since then
+    train_time: float = at_least(0, 0.0)  # seconds of training steps, every session
+    wall_time: float = at_least(0, 0.0)  # seconds in all, validation and saving included, every session
+    epoch_time: float = at_least(0, 0.0)  # training seconds of the epoch in progress
+    epoch_nats: float = at_least(0, 0.0)
+    epoch_tokens: int = at_least(0, 0)
+    clipped_steps: int = at_least(0, 0)
+    total_steps: int = at_least(0, 0)
 
     def __post_init__(self):
         check_fields(self)
