@@ -54,13 +54,18 @@ def resume_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".resume")
 
 
+def _shown(path: Path) -> str:
+    """A path for messages: an empty `-m ''` reaches here as ".", which alone reads as a typo."""
+    return f"{path} (the current directory)" if path == Path(".") else str(path)
+
+
 def check_writable(path: str | Path) -> None:
     """Fail now, not after an hour of training, if a model cannot be written at `path`: by creating
     a file there, since permission bits do not tell (root, read-only file systems)."""
     path = Path(path)
     directory = path.parent
     if path.is_dir():
-        raise LMError(f"{path} is a directory; give a file name for the model")
+        raise LMError(f"{_shown(path)} is a directory; give a file name for the model")
     if not directory.is_dir():
         raise LMError(f"cannot write the model to {path}: no directory {directory}")
     try:
@@ -169,7 +174,7 @@ def load(path: str | Path) -> Checkpoint:
     if not path.exists():
         raise LMError(f"no model at {path}; train one with `lm train FILE` or pass -m PATH")
     if path.is_dir():
-        raise LMError(f"{path} is a directory, not a model file")
+        raise LMError(f"{_shown(path)} is a directory, not a model file")
     try:
         with open(path, "rb") as f:
             magic = f.read(4)

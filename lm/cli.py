@@ -8,7 +8,10 @@ import itertools
 import json
 import math
 import os
+import select
 import shlex
+import signal
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import fields
@@ -149,7 +152,7 @@ def train(
     encoding: Annotated[str, typer.Option(help="Text encoding of CORPUS and --valid.")] = "utf-8",
     errors: ErrorsOpt = ErrorsKind.strict,
     sample_chars: Annotated[int, typer.Option(help="Characters sampled after each epoch (0: none).")] = TRN.sample_chars,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only, and a stopped run's resume command.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model on CORPUS and save the best one on validation.
@@ -206,7 +209,7 @@ class _TrainView:
         self.live = err.is_terminal and not quiet
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
-            BarColumn(),
+            BarColumn(bar_width=None),  # what the text leaves, so the text is never cut
             TextColumn("{task.fields[numbers]}"),
             console=err,
             transient=True,
@@ -215,6 +218,11 @@ class _TrainView:
         self.bar = self.progress.add_task("train", total=None, epoch="", numbers="")
 
     def show(self, info: StartInfo | StepInfo | EpochInfo | Notice) -> None:
+        if isinstance(info, StepInfo) and self.json_out and _pipe_closed(sys.stdout):
+            # The JSON lines come once an epoch: waiting for the next write to fail would train
+            # on for up to an epoch after `| head -1` had its line.
+            self.json_out = False
+            signal.raise_signal(signal.SIGPIPE)
         if isinstance(info, EpochInfo) and self.json_out:
             try:
                 print(json.dumps(info.to_dict()), flush=True)
@@ -234,16 +242,26 @@ class _TrainView:
         else:
             self._epoch(info)
 
+    BAR_ROOM = 16  # columns the live bar keeps, with the gaps between its columns
+
     def _step(self, info: StepInfo) -> None:
-        numbers = (f"loss {info.loss:.3f}  ppl {info.perplexity:,.2f}  {info.tokens_per_s:,.0f} tok/s  "
-                   f"|grad| {info.grad_norm:.2f}  clipped {info.clipped:.0%}  "
-                   f"ETA {_clock(info.eta_s)}")
+        figures = {"loss": f"loss {info.loss:.3f}", "ppl": f"ppl {info.perplexity:,.2f}",
+                   "speed": f"{info.tokens_per_s:,.0f} tok/s", "grad": f"|grad| {info.grad_norm:.2f}",
+                   "clipped": f"clipped {info.clipped:.0%}", "eta": f"ETA {_clock(info.eta_s)}"}
+        epoch = f"{info.epoch}/{info.epochs}"
         if self.live:
+            # In a narrow terminal the figures least needed at a glance go first; the loss and
+            # the time left stay.
+            room = err.width - len(f"epoch {epoch}") - self.BAR_ROOM
+            for least in ("clipped", "grad", "ppl", "speed"):
+                if len("  ".join(figures.values())) <= room:
+                    break
+                del figures[least]
             self.progress.start()  # at the first step, so an early error leaves no empty bar behind
             self.progress.update(self.bar, completed=(info.epoch - 1) * info.steps + info.step,
-                                 total=info.epochs * info.steps, epoch=f"{info.epoch}/{info.epochs}", numbers=numbers)
+                                 total=info.epochs * info.steps, epoch=epoch, numbers="  ".join(figures.values()))
         elif info.step % max(1, info.steps // self.LOG_LINES) == 0:
-            self._line(f"epoch {info.epoch}/{info.epochs}  step {info.step}/{info.steps}  {numbers}")
+            self._line(f"epoch {epoch}  step {info.step}/{info.steps}  {'  '.join(figures.values())}")
 
     def _epoch(self, info: EpochInfo) -> None:
         valid = "" if info.valid_loss is None else f"  valid {info.valid_loss:.3f} (ppl {info.valid_perplexity:,.2f})"
@@ -357,24 +375,24 @@ def score(
     texts = _sentences(sentences or [], file, encoding, errors.value)
     lm_model = load(model)
     failed: list[int] = []
-    scores: Iterator[SentenceScore] | list[SentenceScore] = _scored(lm_model, texts, no_eos, unk and unk.value,
-                                                                    failed)
+    scores: Iterator[tuple[int, SentenceScore]] | list[tuple[int, SentenceScore]] = _scored(
+        lm_model, texts, no_eos, unk and unk.value, failed)  # numbered in input order
     if ranked is None:
         ranked = bool(sentences) and sentences != ["-"]
     if ranked:
-        scores = rank(list(scores))
+        scores = list(enumerate(rank([s for _, s in scores]), 1))  # numbered by rank
     if per_token and not json_out and _colour():
         bounds = [bound for bound, _ in SURPRISAL_COLOURS[:-1]]
         labels = [f"<{b:g}" for b in bounds] + [f">={bounds[-1]:g}"]
         out.print(Text.assemble("surprisal in bits: ", *[(f"{label}  ", style)
                                                         for label, (_, style) in zip(labels, SURPRISAL_COLOURS)]))
     i = 0
-    for i, s in enumerate(scores, 1):
+    for i, (n, s) in enumerate(scores, 1):
         if json_out:
             print(json.dumps(s.to_dict(per_token)), flush=True)
             continue
         log = f"log10 P={s.log10prob:.3f}" if log10 else f"log P={s.logprob:.2f}"
-        out.print(f"{i:>3}  P={s.probability}  {log}  ppl {s.perplexity:,.2f}  {s.bits_per_unit:.2f} bits/{s.unit}  "
+        out.print(f"{n:>3}  P={s.probability}  {log}  ppl {s.perplexity:,.2f}  {s.bits_per_unit:.2f} bits/{s.unit}  "
                   f"{counted(len(s.tokens), 'token')}  {s.unknown} unknown  ", Text(s.text), sep="", markup=False)
         if per_token:
             _per_token(lm_model, s, log10)
@@ -385,24 +403,26 @@ def score(
         raise LMError("no sentences to score: the input has no lines that are not blank")
 
 
-def _scored(lm_model: LanguageModel, texts: Iterator[str], no_eos: bool, unk: str | None,
-            failed: list[int]) -> Iterator[SentenceScore]:
-    """Each sentence scored; one that cannot be (no token the model knows, or --unk error) is
-    reported on stderr and the rest go on, so one bad line does not end a long stream. A bad
-    option (ConfigError) still stops everything."""
-    for n, text in enumerate(texts, 1):
+def _scored(lm_model: LanguageModel, texts: Iterator[tuple[str, str]], no_eos: bool, unk: str | None,
+            failed: list[int]) -> Iterator[tuple[int, SentenceScore]]:
+    """Each sentence scored, with its number in the input; one that cannot be (no token the
+    model knows, or --unk error) is reported on stderr, where it came from named, and the rest
+    go on, so one bad line does not end a long stream. A bad option (ConfigError) still stops
+    everything."""
+    for n, (where, text) in enumerate(texts, 1):
         try:
-            yield lm_model.score(text, no_eos=no_eos, unk=unk)
+            yield n, lm_model.score(text, no_eos=no_eos, unk=unk)
         except ConfigError:
             raise
         except LMError as e:
             failed.append(n)
-            err.print(f"lm: error: sentence {n}: {e}", markup=False)
+            err.print(f"lm: error: sentence {n}{where}: {e}", markup=False)
 
 
-def _sentences(args: list[str], file: Path | None, encoding: str, errors: str) -> Iterator[str]:
+def _sentences(args: list[str], file: Path | None, encoding: str, errors: str) -> Iterator[tuple[str, str]]:
     """The sentences to score, lazily: the arguments, stdin's lines where one of them is "-",
-    then --file's lines; with neither arguments nor --file, a pipe's lines."""
+    then --file's lines; with neither arguments nor --file, a pipe's lines. Each comes with
+    where it is for messages: " (line N of F)" for a line, "" for an argument."""
     if "-" in args and file is not None:
         raise ConfigError("give - (standard input) or --file, not both")
     if args.count("-") > 1:
@@ -411,10 +431,14 @@ def _sentences(args: list[str], file: Path | None, encoding: str, errors: str) -
         if sys.stdin.isatty():
             raise ConfigError("give sentences to score, --file FILE, or pipe them in (- reads stdin)")
         args = ["-"]
+    def numbered(name: str, text) -> Iterator[tuple[str, str]]:
+        return ((f" (line {n} of {name})", line) for n, line in lines(text))
+
+    given = [("", arg) for arg in args]
     if "-" in args:
         at = args.index("-")
-        return itertools.chain(args[:at], lines(read_stdin(encoding, errors)), args[at + 1 :])
-    return iter(args + (list(lines(read_text(file, encoding, errors))) if file else []))
+        return itertools.chain(given[:at], numbered("standard input", read_stdin(encoding, errors)), given[at + 1 :])
+    return iter(given + (list(numbered(str(file), read_text(file, encoding, errors))) if file else []))
 
 
 def _whole_text(path: Path, encoding: str, errors: str) -> str:
@@ -542,6 +566,20 @@ def _reader_gone() -> None:
     _to_devnull(sys.stdout)
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
     sys.exit(0 if command in READ_IN_PART else 1)
+
+
+def _pipe_closed(stream) -> bool:
+    """Whether `stream` is a pipe whose reader has closed it, found without writing to it: poll
+    reports an error on a pipe's write end once no reader is left. A few microseconds."""
+    try:
+        fd = stream.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(fd, 0)  # errors and hang-ups are reported whatever the mask asks
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # a closed or replaced stream; no poll (Windows)
+        return False
 
 
 def _to_devnull(stream) -> None:

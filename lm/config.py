@@ -40,8 +40,8 @@ def at_least(least, default):
     return field(default=default, metadata={"min": least})
 
 
-def _positive(default, max=MAX_COUNT):
-    return field(default=default, metadata={"min": 1, "max": max})
+def _count(default, least=1, max=MAX_COUNT):
+    return field(default=default, metadata={"min": least, "max": max})
 
 
 def _kind(f) -> type:
@@ -66,11 +66,13 @@ def _typed(value, kind: type, flag: str):
         raise ConfigError(f"{flag} must be a finite number, not one of {len(str(value))} digits") from None
 
 
-def check_fields(obj) -> None:
-    """The dataclass obj's fields against their types and their metadata's ranges (module docstring)."""
+def check_fields(obj, owner: str | None = None) -> None:
+    """The dataclass obj's fields against their types and their metadata's ranges (module
+    docstring). Messages name a field as its flag, or as "the OWNER's field" for settings that
+    have no flag (a resume file's run state)."""
     for f in fields(obj):
         value = getattr(obj, f.name)
-        flag = "--" + f.name.replace("_", "-")
+        flag = "--" + f.name.replace("_", "-") if owner is None else f"the {owner}'s {f.name.replace('_', ' ')}"
         meta = f.metadata
         if value is None and type(None) in typing.get_args(f.type):
             continue
@@ -96,7 +98,7 @@ class TokenizerConfig:
 
     tokenizer: str = field(default="char", metadata={"choices": ("char", "word", "whitespace")})
     lower: bool = False
-    vocab_size: int = _positive(10_000)  # the notes' 10,000 words, plus <UNK> and <EOS>
+    vocab_size: int = _count(10_000)  # the notes' 10,000 words, plus <UNK> and <EOS>
     lines: bool = False  # character level: every line a sequence ending in <EOS>
 
     def __post_init__(self):
@@ -107,11 +109,11 @@ class TokenizerConfig:
 class ModelConfig:
     """The network: embedding E, `layers` stacked cells of H units, softmax over V."""
 
-    vocab: int = _positive(1)
+    vocab: int = _count(1)
     cell: str = field(default="lstm", metadata={"choices": ("rnn", "gru", "lstm")})
-    layers: int = _positive(1, max=1024)
-    hidden: int = _positive(128, max=MAX_UNITS)
-    embed: int = _positive(64, max=MAX_UNITS)
+    layers: int = _count(1, max=1024)
+    hidden: int = _count(128, max=MAX_UNITS)
+    embed: int = _count(64, max=MAX_UNITS)
     peephole: bool = False
 
     def __post_init__(self):
@@ -124,24 +126,24 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation: truncated BPTT over seq_len steps of batch_size parallel streams."""
 
-    seq_len: int = _positive(50)
-    batch_size: int = _positive(32)
-    epochs: int = _positive(10)
+    seq_len: int = _count(50)
+    batch_size: int = _count(32)
+    epochs: int = _count(10)
     max_time: float | None = field(default=None, metadata={"above": 0})
     optimizer: str = field(default="adam", metadata={"choices": ("adam", "sgd")})
     lr: float | None = field(default=None, metadata={"above": 0})  # None: 2e-3 Adam, 1.0 SGD
     lr_decay: float = field(default=1.0, metadata={"above": 0})
-    decay_after: int = at_least(0, 1)
+    decay_after: int = _count(1, least=0)
     lr_schedule: str = field(default="step", metadata={"choices": ("step", "plateau")})
-    patience: int | None = at_least(1, None)  # epochs without improvement
+    patience: int | None = _count(None)  # epochs without improvement
     min_delta: float = at_least(0.0, 0.0)  # nats/token that count as one
     clip: float = at_least(0, 5.0)  # global norm; 0 turns it off
     clip_value: float = at_least(0, 0.0)  # per element; 0 turns it off
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "below": 1.0})
     seed: int = at_least(0, 0)
     grad_stats: bool = False  # record how far back gradients reach (model.gradient_reach)
-    checkpoint_every: int | None = at_least(1, None)  # steps between resume files
-    sample_chars: int = at_least(0, 100)  # a sample after each epoch; 0: none
+    checkpoint_every: int | None = _count(None)  # steps between resume files
+    sample_chars: int = _count(100, least=0)  # a sample after each epoch; 0: none
 
     def __post_init__(self):
         check_fields(self)

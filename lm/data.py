@@ -84,12 +84,13 @@ def _check_decoding(encoding: str, errors: str) -> None:
         raise ConfigError(f"unknown text encoding {encoding!r}") from None
 
 
-def lines(text: str | Iterable[str]) -> Iterator[str]:
-    """The lines of a text, or of read_stdin, that are not blank, without their line ends. Both
-    end lines at \\n, \\r\\n or \\r, so a file and the same bytes piped in give the same lines."""
+def lines(text: str | Iterable[str]) -> Iterator[tuple[int, str]]:
+    """The lines of a text, or of read_stdin, that are not blank, without their line ends, each
+    with its 1-based line number (blank lines counted, for messages). Both end lines at \\n,
+    \\r\\n or \\r, so a file and the same bytes piped in give the same lines."""
     if isinstance(text, str):
         text = io.StringIO(text, newline="")
-    return (line.rstrip("\r\n") for line in text if line.strip())
+    return ((n, line.rstrip("\r\n")) for n, line in enumerate(text, 1) if line.strip())
 
 
 def inputs_for(ids: np.ndarray, start_id: int) -> np.ndarray:

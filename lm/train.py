@@ -133,7 +133,7 @@ class RunState:
     total_steps: int = at_least(0, 0)
 
     def __post_init__(self):
-        check_fields(self)
+        check_fields(self, owner="run")
 
 
 def split_settings(settings: dict) -> tuple[TokenizerConfig, dict, TrainConfig]:
@@ -386,7 +386,10 @@ class _Run:
             saved = {**meta["tokenizer_config"], **ckpt.model.config_dict(), **meta["train_config"]}
             saved["lr"] = TrainConfig(**meta["train_config"]).learning_rate  # None meant the optimizer's default
             cfg = TrainConfig(**{**meta["train_config"], **{k: v for k, v in settings.items() if k in RESUMABLE}})
-            for h in meta["history"]:  # read back at the end of the run
+            history = meta["history"]
+            if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+                raise ConfigError("its history is not a list of epochs")
+            for h in history:  # read back at the end of the run
                 EpochInfo(**h)
         except (KeyError, TypeError, ConfigError) as e:
             raise LMError(f"{where} is not a resume file or is damaged ({e})") from None
@@ -636,10 +639,10 @@ def _data(tokenizer: Tokenizer, ids: np.ndarray, valid, valid_text: str | None, 
     if valid_text is not None:
         train_ids, (valid_ids, unknown) = ids, tokenizer.encode(valid_text)
         if unknown and tokenizer.kind == "char":
-            notes = (f"{counted(unknown, 'character')} of {valid} that the corpus does not have are left out of "
+            notes = (f"{valid}: {counted(unknown, 'character')} that the corpus does not have, left out of "
                      f"validation",)
         elif unknown:
-            notes = (f"{counted(unknown, 'token')} of {valid} outside the vocabulary are <UNK> in validation",)
+            notes = (f"{valid}: {counted(unknown, 'token')} outside the vocabulary, read as <UNK> in validation",)
     else:
         train_ids, valid_ids = split_tail(ids, cfg.valid_fraction, tokenizer.eos_id)
         valid_ids = valid_ids.copy()  # a view would keep the whole corpus's ids alive beside the batches

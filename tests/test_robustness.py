@@ -111,9 +111,14 @@ def test_a_resume_file_with_damaged_run_state_is_one_error_and_stays(tmp_path, c
     else:
         ckpt.meta["resume"].update(change)
     checkpoint.save(result.resume_path, ckpt)
-    with pytest.raises(lm.LMError, match="damaged"):
+    with pytest.raises(lm.LMError, match="damaged") as caught:
         lm.train(corpus, tmp_path / "m.npz", resume=True)
     assert result.resume_path.exists()
+    assert "--" not in str(caught.value)  # a run's step is no flag: "--step must be ..." named one
+    if "history" in change:
+        assert "history is not a list of epochs" in str(caught.value)
+    elif "must be" in str(caught.value):  # a field's own check, not the step against the epoch's length
+        assert f"the run's {next(iter(change)).replace('_', ' ')} must be" in str(caught.value)
 
 
 def test_a_run_begun_when_lm_kept_a_byte_order_mark_says_why_it_cannot_resume(tmp_path, corpus):
@@ -569,13 +574,17 @@ def test_absurdly_large_sizes_are_usage_errors_not_numpy_errors(tmp_path, corpus
     """10**23 hidden units reached NumPy as a TypeError, 2**63 - 1 as "array is too big"."""
     monkeypatch.chdir(tmp_path)
     for value in ("99999999999999999999999", str(2**63 - 1)):
-        for flag in ("--vocab-size", "--layers", "--hidden", "--embed", "--seq-len", "--batch-size", "--epochs"):
+        for flag in ("--vocab-size", "--layers", "--hidden", "--embed", "--seq-len", "--batch-size", "--epochs",
+                     "--decay-after", "--patience", "--checkpoint-every", "--sample-chars"):
             command = ["train", corpus.name, "-m", "m.npz", *TINY_FLAGS]
             _check_value(monkeypatch, capsys, command, flag, value, False)
         for flag in ("--num", "--chars", "--words", "--tokens", "--top-k", "--min-length"):
             _check_value(monkeypatch, capsys, ["sample", "-m", char_model, "--tokens", "1"], flag, value, False)
     # 2^31 - 1 and more: an eval batch that large read every token from the zero state, silently
     _check_value(monkeypatch, capsys, ["eval", corpus, "-m", char_model], "--batch-size", str(2**31), False)
+    # --sample-chars past the sampler's limit failed only after the first epoch, naming --chars, and lost it
+    command = ["train", corpus.name, "-m", "m.npz", *TINY_FLAGS]
+    _check_value(monkeypatch, capsys, command, "--sample-chars", str(2**31), False)
 
 
 def test_an_interrupted_run_does_not_claim_another_runs_model_as_saved(tmp_path, corpus, monkeypatch, capsys):
@@ -593,6 +602,14 @@ def test_perplexities_too_large_for_a_float_do_not_crash():
     assert SentenceScore("a", ["a"], [-1e6], 0, "char").perplexity > 1e300
     stream = StreamScore(tokens=1, nats=1e6, unknown=0, unk_nats=0.0, unit="word", units=1)
     assert stream.perplexity > 1e300 and stream.perplexity_without_unk > 1e300
+
+
+def test_an_empty_model_path_is_named_as_the_current_directory(tmp_path, corpus, monkeypatch, capsys):
+    """`-m ''` reaches lm as ".": "lm: error: . is a directory" read as a typo in the message."""
+    monkeypatch.chdir(tmp_path)
+    for command in (["train", corpus.name, *TINY_FLAGS], ["sample"]):
+        code, _, err = run_main(monkeypatch, capsys, *command, "-m", "")
+        assert code == 1 and err.startswith("lm: error: . (the current directory) is a directory"), err
 
 
 def test_a_directory_that_cannot_be_synced_still_gets_its_model(tmp_path, corpus, monkeypatch):
@@ -667,9 +684,9 @@ def test_validation_tokens_outside_the_vocabulary_are_noted(tmp_path, corpus):
     """A character model's validation left unseen characters out in silence."""
     valid = tmp_path / "v.txt"
     valid.write_text("ZZZ€€€ the cat\n")
-    for tokenizer, note in (("char", f"note: 6 characters of {valid} that the corpus does not have are left out of "
+    for tokenizer, note in (("char", f"note: {valid}: 6 characters that the corpus does not have, left out of "
                                      "validation"),
-                            ("word", f"note: 4 tokens of {valid} outside the vocabulary are <UNK> in validation")):
+                            ("word", f"note: {valid}: 4 tokens outside the vocabulary, read as <UNK> in validation")):
         seen = []
         lm.train(corpus, tmp_path / f"{tokenizer}.npz", valid=valid, tokenizer=tokenizer, on_progress=seen.append,
                  **{**TINY, "epochs": 1})

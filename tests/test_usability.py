@@ -16,6 +16,7 @@ from cli_utils import TINY_FLAGS, assert_ok, assert_one_line_error, json_lines, 
 from conftest import TINY, write_corpus
 
 import lm
+from lm import cli
 from lm.config import TokenizerConfig
 from lm.data import inputs_for
 from lm.model import Model
@@ -429,10 +430,11 @@ def test_eta_past_a_day_and_out_of_memory(tmp_path, corpus, monkeypatch, capsys)
 
 def test_a_sentence_that_cannot_be_scored_does_not_end_the_stream(tmp_path, char_model):
     result = subprocess.run([sys.executable, "-m", "lm", "score", "-", "-m", str(char_model)],
-                            input="the cat\n☃☃☃\nthe dog\n", capture_output=True, text=True, cwd=tmp_path)
+                            input="the cat\n\n☃☃☃\nthe dog\n", capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1
-    assert [line.split()[-1] for line in result.stdout.splitlines()] == ["cat", "dog"]
-    assert result.stderr.strip() == "lm: error: sentence 2: nothing to score in '☃☃☃'"
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert [(row[0], row[-1]) for row in rows] == [("1", "cat"), ("3", "dog")]  # sentence numbers, as the error's
+    assert result.stderr.strip() == "lm: error: sentence 2 (line 3 of standard input): nothing to score in '☃☃☃'"
 
 
 def _read_then_close(args, cwd, size, stdin=None, stderr=subprocess.PIPE):
@@ -482,6 +484,39 @@ def test_a_training_run_whose_reader_is_gone_stops_as_on_a_signal_and_keeps_its_
     if stderr == subprocess.PIPE:
         assert "Traceback" not in messages
         assert f"continue with: lm train {corpus.name} -m model.npz --resume" in messages
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_the_live_bar_fits_the_terminal_keeping_the_epoch_loss_and_time_left(monkeypatch, width):
+    """At 80 columns the bar's figures alone took the line: the epoch and the time left were cut."""
+    import io
+
+    from rich.console import Console
+    monkeypatch.setattr(cli, "err", Console(file=io.StringIO(), width=width, force_terminal=True))
+    view = cli._TrainView(quiet=False, json_out=False)
+    view.show(lm.StepInfo(epoch=3, epochs=10, step=120, steps=400, loss=5.123, tokens_per_s=123456, elapsed_s=10,
+                          eta_s=3700, grad_norm=12.5, clipped=0.92))
+    view.stop()
+    shown = Console(file=io.StringIO(), width=width, color_system=None)
+    shown.print(view.progress.get_renderable())
+    (line,) = shown.file.getvalue().splitlines()
+    assert line.startswith("epoch 3/10 ━") and line.endswith("ETA 1:01:40"), line
+    assert "loss 5.123" in line and ("clipped 92%" in line) == (width >= 120), line
+
+
+def test_a_json_reader_that_is_gone_stops_the_run_within_the_next_epoch(tmp_path):
+    """The JSON lines come once an epoch, so the closed pipe was noticed only at the next
+    epoch's line: `lm train --json | head -1` trained a whole epoch more before it stopped."""
+    (tmp_path / "long.txt").write_text("the cat sat on the mat and the dog ate the bread\n" * 2000)
+    proc = subprocess.Popen([sys.executable, "-m", "lm", "train", "long.txt", "--json", *TINY_FLAGS, "--epochs", "3",
+                             "--sample-chars", "0"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    first = json.loads(proc.stdout.readline())  # all of the line, as `head -1` reads it
+    proc.stdout.close()
+    code, messages = proc.wait(timeout=60), proc.stderr.read().decode()
+    assert first["epoch"] == 1 and code == 141, messages
+    resume = lm.load(tmp_path / "model.resume.npz").meta["resume"]
+    assert resume["epoch"] == 2 and 0 < resume["step"] < 1000, (resume, messages)
 
 
 def test_an_error_after_reading_piped_sentences_is_one_line(tmp_path, char_model):
