@@ -57,16 +57,19 @@ def card(ckpt: Checkpoint, path: str | Path | None = None) -> dict[str, Any]:
     return {name: value for name, value in sections.items() if value}
 
 
+LARGEST = 1e100  # beyond any real figure; larger ones overflow the charts' arithmetic (1e308 - -1e308)
+
+
 def _number(value: Any) -> float | None:
     """A finite number as a float, else None: hand-edited metadata may hold anything, and
     strict JSON has no NaN."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= LARGEST:
         return None
     return float(value)
 
 
 def _integer(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= LARGEST else None
 
 
 def _dict(value: Any) -> dict:
@@ -185,7 +188,7 @@ def _grad_stats(stats: Any) -> dict | None:
 
 
 def _ratio(far: float | None, near: float | None) -> float | None:
-    return None if far is None or not near else far / near
+    return None if far is None or not near else _number(far / near)
 
 
 def _unfinished(resume: Any) -> dict | None:

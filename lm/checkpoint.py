@@ -183,8 +183,10 @@ def load(path: str | Path) -> Checkpoint:
     if magic != b"PK\x03\x04":  # every .npz is a zip archive; anything else is refused unread
         raise LMError(f"{path} is not an lm model (not an .npz archive)")
     try:
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:  # our handle: closed on any error
-            arrays = {name: npz[name] for name in npz.files}
+        with open(path, "rb") as f:  # our handle: closed on any error
+            _check_unpacked_size(path, f)
+            with np.load(f, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
     except ValueError as e:
         if "pickle" in str(e):
             raise LMError(f"{path} holds a pickled object; refused (lm models never need pickle)") from None
@@ -205,16 +207,34 @@ def load(path: str | Path) -> Checkpoint:
     expected = Model.shapes(config)
     if len(tokenizer) != config.vocab or set(arrays) != set(expected):
         raise LMError(f"{path} is damaged: its arrays do not match its configuration")
+    params = {}
     for name, arr in arrays.items():
-        if arr.shape != expected[name] or arr.dtype.kind != "f" or not np.isfinite(arr).all():
+        if arr.shape == expected[name] and arr.dtype.kind == "f":
+            with np.errstate(over="ignore"):  # checked below
+                params[name] = arr.astype(np.float32, copy=False)
+        if name not in params or not np.isfinite(params[name]).all():  # 1e300 in float64 is inf in float32
             raise LMError(f"{path} is damaged: array {name} has the wrong shape or values")
     hashes = extra.get("line_hashes")
     if hashes is not None and (hashes.dtype != np.uint64 or hashes.ndim != 1 or (hashes[1:] <= hashes[:-1]).any()):
         raise LMError(f"{path} is damaged: its training lines' hashes are not sorted 64-bit numbers")
-    params = {k: v.astype(np.float32) for k, v in arrays.items()}
     for key in ("model", "tokenizer", "format", "version"):
         meta.pop(key)
     return Checkpoint(Model(config, params), tokenizer, meta, extra)
+
+
+UNPACKING = 100  # at most this many bytes of arrays a byte of file (lm writes them uncompressed)
+
+
+def _check_unpacked_size(path: Path, f) -> None:
+    """Refuse, before reading it, an archive that would unpack to far more than its size: lm stores
+    its arrays uncompressed, and real weights barely compress, but a few MB of compressed zeros
+    unpack to gigabytes. zipfile reads no more of an entry than its header declares."""
+    with zipfile.ZipFile(f) as archive:
+        entries = archive.infolist()
+    unpacked = sum(e.file_size for e in entries)
+    if unpacked > UNPACKING * max(sum(e.compress_size for e in entries), 2**20):
+        raise LMError(f"{path} is damaged: its {path.stat().st_size:,} bytes would unpack to {unpacked:,}")
+    f.seek(0)
 
 
 def _read_meta(path: Path, raw) -> dict:
@@ -222,7 +242,7 @@ def _read_meta(path: Path, raw) -> dict:
         raise LMError(f"{path} is not an lm model (no metadata)")
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8 or not JSON; numbers past Python's digit limit; deep nesting
         raise LMError(f"{path} is damaged: unreadable metadata") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise LMError(f"{path} is not an lm model")

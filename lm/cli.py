@@ -54,7 +54,7 @@ class _Messages(Console):
 
 
 err = _Messages(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout and sys.stdout.isatty() else 160)
 
 TOK, MOD, TRN, SMP = TokenizerConfig(), ModelConfig(), TrainConfig(), SampleConfig()  # the defaults
 SETTINGS = {f.name for c in (TOK, MOD, TRN) for f in fields(c)} - {"vocab"}
@@ -175,7 +175,8 @@ def train(
     best = "" if result.best_valid_loss is None else f" (best validation loss {result.best_valid_loss:.4f} nats/token)"
     saved = f"saved {result.path}{best}" if result.history else "no model saved yet"  # a file there is another run's
     # What resume must be given again (it checks the files), quoted for a shell.
-    again = [str(corpus), "-m", str(model), *(["--valid", str(valid)] if valid is not None else []),
+    again = [_not_an_option(corpus), "-m", _not_an_option(model),
+             *(["--valid", _not_an_option(valid)] if valid is not None else []),
              *(["--encoding", encoding] if encoding != "utf-8" else []),
              *(["--errors", errors.value] if errors is not ErrorsKind.strict else []), "--resume"]
     again = "lm train " + shlex.join(again)
@@ -190,6 +191,11 @@ def train(
     if result.resume_path is not None:  # --max-time stopped it: epochs remain
         err.print(f"to go on: {again} (from {result.resume_path}); --max-time counts each session, and --resume "
                   f"keeps it unless given again", markup=False)
+
+
+def _not_an_option(path: Path) -> str:
+    """A path for a printed command that the command will not read as an option: -k.txt as ./-k.txt."""
+    return f"./{path}" if str(path).startswith("-") else str(path)
 
 
 def _clock(seconds: float) -> str:
@@ -532,6 +538,8 @@ def _fail(message: str, code: int) -> None:
 
 
 def main() -> None:
+    if sys.stdout is None:  # started with it closed (`lm sample >&-`): Python leaves None, not a stream
+        _fail("standard output is closed; give lm a file or a pipe to write to (> /dev/null to drop it)", 1)
     try:
         code = app(standalone_mode=False)
     except LMError as e:
@@ -547,6 +555,8 @@ def main() -> None:
         _fail("out of memory; try a smaller --hidden, --batch-size, --seq-len or --num", 1)
     except BrokenPipeError:
         _reader_gone()
+    except OSError as e:  # what is left: standard output or error unwritable (a full disk, /dev/full)
+        _fail(f"cannot write the output: {e.strerror or e}", 1)
     except SystemExit as e:
         if isinstance(e.__context__, BrokenPipeError):  # click's own catch of it, which exits with 1
             _reader_gone()

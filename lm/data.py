@@ -41,6 +41,8 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
     except UnicodeDecodeError as e:
         raise LMError(f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset {e.start}; "
                       f"give its --encoding, or --errors replace") from None
+    except UnicodeError as e:  # codecs for other jobs than text (punycode) fail without a position
+        raise LMError(f"{path} cannot be read as {encoding} ({e}); give its --encoding") from None
     text = text.removeprefix(BOM)
     nul = text.find("\0") if wide else -1
     if nul >= 0:
@@ -70,6 +72,8 @@ def _decoded(binary, encoding: str, errors: str) -> Iterator[str]:
     except UnicodeDecodeError as e:
         raise LMError(f"standard input is not valid {encoding}: byte 0x{e.object[e.start]:02x}; "
                       f"give its --encoding, or --errors replace") from None
+    except UnicodeError as e:
+        raise LMError(f"standard input cannot be read as {encoding} ({e}); give its --encoding") from None
     finally:
         with contextlib.suppress(ValueError):  # standard input already closed: the generator was left at exit
             stream.detach()  # closing the wrapper would close standard input
@@ -82,6 +86,8 @@ def _check_decoding(encoding: str, errors: str) -> None:
         b"\0".decode(encoding, "replace")  # LookupError for unknown names and for codecs like rot13
     except LookupError:
         raise ConfigError(f"unknown text encoding {encoding!r}") from None
+    except UnicodeError:  # idna, punycode, undefined: codecs for other jobs than text files
+        raise ConfigError(f"--encoding {encoding!r} is not an encoding for text files") from None
 
 
 def lines(text: str | Iterable[str]) -> Iterator[tuple[int, str]]:

@@ -100,7 +100,7 @@ class Adam(SGD):
     def load(self, state: dict[str, np.ndarray]) -> None:
         self.m[:] = state["m"]
         self.v[:] = state["v"]
-        self.t = int(state["t"])
+        self.t = int(state["t"])  # OverflowError for inf: the caller reports the file as damaged
 
 
 def make(name: str, size: int, dtype=np.float32, zeros=np.zeros) -> SGD:

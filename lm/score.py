@@ -109,11 +109,25 @@ def score_sentence(model: Model, tokenizer: Tokenizer, text: str, *, no_eos: boo
     ids, unknown = tokenizer.encode_sentence(text, eos=not no_eos, unk=unk)
     if not text.strip() or ids in ([], [tokenizer.eos_id]):  # every token left out: <EOS> alone is no sentence
         raise LMError(f"nothing to score in {text!r}")
-    y = np.asarray(ids, dtype=np.int32)
-    x = inputs_for(y, tokenizer.start_id)
-    logp, _ = logprobs(model, x[:, None], y[:, None], model.zero_state(1))
+    y = np.asarray(ids, dtype=np.int32)[:, None]
+    x = inputs_for(y[:, 0], tokenizer.start_id)[:, None]
+    # Windows, so that a sentence of a whole book needs no T x V logits at once.
+    window, state, prepared = max(1, LOGITS_BUDGET // model.config.vocab), model.zero_state(1), model.prepare(len(y))
+    parts = []
+    for i in range(0, len(y), window):
+        logp, state = logprobs(model, x[i : i + window], y[i : i + window], state, prepared)
+        parts.append(logp[:, 0])
+    logp = _finite(np.concatenate(parts))
     unit = "char" if tokenizer.kind == "char" else "word"
-    return SentenceScore(text, [tokenizer.tokens[i] for i in ids], logp[:, 0].tolist(), unknown, unit)
+    return SentenceScore(text, [tokenizer.tokens[i] for i in ids], logp.tolist(), unknown, unit)
+
+
+def _finite(logp):
+    """Log-probabilities, refused when not finite: finite float32 weights can still overflow the
+    logits (a hand-made or damaged model), and NaN would print as a probability."""
+    if not np.all(np.isfinite(logp)):
+        raise LMError("the model gives no finite probabilities here: its weights are out of range")
+    return logp
 
 
 def rank(scores: list[SentenceScore]) -> list[SentenceScore]:
@@ -195,7 +209,7 @@ def stream_nats(model: Model, ids: np.ndarray, start_id: int, batch_size: int = 
                 total, unk_total = total + nats, unk_total + unk_nats
             pending = parallel.in_background(functools.partial(window_nats, a, ys[i : i + seq_len]))
         nats, unk_nats = pending.result()
-    return total + nats, unk_total + unk_nats
+    return float(_finite(total + nats)), unk_total + unk_nats
 
 
 def score_stream(model: Model, tokenizer: Tokenizer, text: str, batch_size: int = 1) -> StreamScore:

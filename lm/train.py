@@ -389,6 +389,11 @@ class _Run:
             history = meta["history"]
             if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
                 raise ConfigError("its history is not a list of epochs")
+            for key in ("corpus", "valid"):
+                entry = meta[key]
+                if not (entry is None and key == "valid" or isinstance(entry, dict)
+                        and all(isinstance(entry.get(k), str) for k in ("name", "sha256"))):
+                    raise ConfigError(f"its {key} record is not a file name and a checksum")
             for h in history:  # read back at the end of the run
                 EpochInfo(**h)
         except (KeyError, TypeError, ConfigError) as e:
@@ -451,7 +456,7 @@ class _Run:
                     part[:] = extra[f"state.{layer}.{k}"]
             if self.stats:
                 self.stats.load(_unprefixed("grad_stats.", extra))
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise LMError(f"{where} is damaged: its training arrays do not fit the model ({e})") from None
 
     def _update_card(self, report: Report) -> None:

@@ -170,6 +170,24 @@ def test_card_survives_odd_metadata(deep_model):
     assert "sgd lr 1" in rendered(info)
 
 
+def test_card_survives_numbers_too_large_to_draw(deep_model):
+    """An epoch of 10**400 and losses of ±1e308 crashed `lm info` (OverflowError, NaN); a
+    ratio of 1e308 to 1e-320 printed Infinity in --json."""
+    ckpt = lm.load(deep_model)
+    first = ckpt.meta["history"][0]
+    ckpt.meta["history"] = [dict(first, train_loss=1e308), dict(first, epoch=2, train_loss=-1e308),
+                            dict(first, epoch=10**400)]
+    ckpt.meta["grad_stats"] = {"distance": [0, 10**400], "norm": [[1e-320, 1e308]]}
+    info = card(ckpt)
+    json.dumps(info, allow_nan=False)
+    assert [h["epoch"] for h in info["history"]] == [1, 2, None] and info["history"][0]["train_loss"] is None
+    ckpt.meta["grad_stats"] = {"distance": [0, 1], "norm": [[1e-320, 1e308]]}
+    info = card(ckpt)
+    json.dumps(info, allow_nan=False)
+    assert info["grad_stats"]["reach"]["ratio"] == [[None]]  # 1e308 / 1e-320 overflows
+    rendered(info)
+
+
 def test_brackets_render_literally(tmp_path):
     corpus = tmp_path / "c[b].txt"
     corpus.write_text("[b] [/] x y\n" * 30, encoding="utf-8")

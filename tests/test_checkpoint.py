@@ -266,15 +266,62 @@ def test_load_refuses_line_hashes_that_are_not_a_sorted_list(saved, hashes):
         lm.load(saved)
 
 
-@pytest.mark.parametrize("change", ["nan", "inf", "integers"])
+@pytest.mark.parametrize("change", ["nan", "inf", "integers", "1e300"])
 def test_load_refuses_weights_that_are_not_finite_floats(saved, change):
+    """1e300 in float64 is finite, but inf in the float32 lm computes in."""
     with np.load(saved) as npz:
         arrays = {name: npz[name] for name in npz.files}
     if change == "integers":
         arrays["by"] = arrays["by"].astype(np.int64)
+    elif change == "1e300":
+        arrays["by"] = arrays["by"].astype(np.float64)
+        arrays["by"][0] = 1e300
     else:
         arrays["Wax"][0, 0] = float(change)
     with open(saved, "wb") as f:
         np.savez(f, **arrays)
     with pytest.raises(lm.LMError, match="array (Wax|by) has the wrong shape or values"):
         lm.load(saved)
+
+
+def test_weights_that_overflow_the_logits_are_an_error_not_nan(saved):
+    """Finite float32 weights can still overflow the logits (Wya at 3e38 did, in a model the
+    loader accepts): `lm score` crashed formatting NaN, `lm eval --json` printed NaN, which is
+    not JSON. An infinite bias makes the overflow certain here."""
+    model = lm.load(saved)
+    model.model.params["by"][0] = np.inf
+    with pytest.raises(lm.LMError, match="no finite probabilities"):
+        model.score("the cat")
+    with pytest.raises(lm.LMError, match="no finite probabilities"):
+        model.evaluate("the cat sat\n")
+
+
+def test_metadata_json_refuses_numbers_past_pythons_digit_limit_and_deep_nesting(saved):
+    """ValueError (integer string conversion) and RecursionError escaped as tracebacks."""
+    with np.load(saved) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    for raw in (b'{"format": ' + b"9" * 5000 + b"}", b"[" * 100000 + b"]" * 100000):
+        arrays[checkpoint.META_KEY] = np.frombuffer(raw, dtype=np.uint8)
+        with open(saved, "wb") as f:
+            np.savez(f, **arrays)
+        with pytest.raises(lm.LMError, match="damaged: unreadable metadata"):
+            lm.load(saved)
+
+
+def test_an_archive_that_would_unpack_to_far_more_than_its_size_is_refused_unread(saved, monkeypatch):
+    """2 MB of compressed zeros in a train.* array made `lm info` take 2.1 GB and 12 s, and passed."""
+    with np.load(saved) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["train.junk"] = np.zeros(200 * 2**20 // 8)  # 200 MB, about 200 KB compressed
+    with open(saved, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    read = []
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, key: read.append(key))
+    with pytest.raises(lm.LMError, match="damaged: its .* bytes would unpack to 2"):
+        lm.load(saved)
+    assert not read
+    monkeypatch.undo()
+    arrays.pop("train.junk")
+    with open(saved, "wb") as f:
+        np.savez_compressed(f, **arrays)  # a model compressed by hand still loads
+    assert lm.load(saved).model.num_params() > 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import lm
-from lm import optim, parallel
+from lm import optim, parallel, score
 from lm.card import card
 from lm.cells import Embedded
 from lm.config import ModelConfig, TokenizerConfig, TrainConfig
@@ -314,6 +314,17 @@ def test_seen_sentence_beats_a_scrambled_one_and_unknown_words_are_counted(word_
     assert unk.unknown == 1 and "<UNK>" in unk.tokens
     with pytest.raises(lm.LMError):
         score_sentence(ckpt.model, ckpt.tokenizer, "   ")
+
+
+def test_a_long_sentence_is_scored_in_windows_with_its_state_carried(word_model, monkeypatch):
+    """A sentence of a whole book took T x V logits at once (7.9 GB for 200,000 words)."""
+    ckpt, _ = word_model
+    text = " ".join(SENTENCES[:3])
+    whole = score_sentence(ckpt.model, ckpt.tokenizer, text)
+    monkeypatch.setattr(score, "LOGITS_BUDGET", 3 * ckpt.model.config.vocab)  # windows of 3 tokens
+    windowed = score_sentence(ckpt.model, ckpt.tokenizer, text)
+    assert len(whole.tokens) > 6 and windowed.tokens == whole.tokens
+    assert windowed.token_logprobs == pytest.approx(whole.token_logprobs, rel=1e-5, abs=1e-6)
 
 
 def test_stream_score_carries_state_and_ignores_padding(word_model, monkeypatch):

@@ -98,15 +98,17 @@ def test_a_damaged_resume_file_ends_its_team_too(tmp_path, corpus, monkeypatch):
 
 
 @pytest.mark.parametrize("change", [{"step": -5}, {"step": 10**6}, {"lr": "x"}, {"epoch": "x"}, {"epoch": 0},
-                                    {"total_steps": 2.5}, {"step": None}, {"history": "abc"}],
+                                    {"total_steps": 2.5}, {"step": None}, {"history": "abc"}, {"history": {}},
+                                    {"corpus": None}, {"corpus": {"name": "c.txt"}}, {"valid": "x"}],
                          ids=["step-negative", "step-past-the-epoch", "lr-text", "epoch-text", "epoch-0",
-                              "fractional-steps", "step-null", "history-text"])
+                              "fractional-steps", "step-null", "history-text", "history-object", "corpus-null",
+                              "corpus-without-checksum", "valid-text"])
 def test_a_resume_file_with_damaged_run_state_is_one_error_and_stays(tmp_path, corpus, change):
     """Each failed with a traceback (IndexError, TypeError, AttributeError), or went on at a
     step past the epoch's end."""
     result = lm.train(corpus, tmp_path / "m.npz", on_progress=_signal_at(3), **TINY)
     ckpt = lm.load(result.resume_path)
-    if "history" in change:
+    if {"history", "corpus", "valid"} & set(change):
         ckpt.meta.update(change)
     else:
         ckpt.meta["resume"].update(change)
@@ -115,10 +117,20 @@ def test_a_resume_file_with_damaged_run_state_is_one_error_and_stays(tmp_path, c
         lm.train(corpus, tmp_path / "m.npz", resume=True)
     assert result.resume_path.exists()
     assert "--" not in str(caught.value)  # a run's step is no flag: "--step must be ..." named one
-    if "history" in change:
-        assert "history is not a list of epochs" in str(caught.value)
+    if {"history", "corpus", "valid"} & set(change):
+        assert f"its {next(iter(change))} " in str(caught.value)
     elif "must be" in str(caught.value):  # a field's own check, not the step against the epoch's length
         assert f"the run's {next(iter(change)).replace('_', ' ')} must be" in str(caught.value)
+
+
+def test_a_resume_file_with_an_infinite_step_count_is_damaged(tmp_path, corpus):
+    """Adam's step count as inf: an OverflowError traceback."""
+    result = lm.train(corpus, tmp_path / "m.npz", on_progress=_signal_at(3), **TINY)
+    ckpt = lm.load(result.resume_path)
+    ckpt.extra["opt.t"] = np.array(np.inf)
+    checkpoint.save(result.resume_path, ckpt)
+    with pytest.raises(lm.LMError, match="damaged: its training arrays"):
+        lm.train(corpus, tmp_path / "m.npz", resume=True)
 
 
 def test_a_run_begun_when_lm_kept_a_byte_order_mark_says_why_it_cannot_resume(tmp_path, corpus):
@@ -754,3 +766,43 @@ def test_a_corpus_too_short_for_its_settings_is_told_what_is_short(tmp_path, mon
     ):
         code, _, err = run_main(monkeypatch, capsys, "train", *args)
         assert code == 1 and err.startswith("lm: error: ") and message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("encoding", ["idna", "punycode", "undefined"])
+def test_codecs_that_are_not_for_text_files_are_usage_errors(tmp_path, corpus, char_model, encoding):
+    """They refuse the "replace" handler with a UnicodeError, which escaped as a traceback."""
+    for command in (["eval", corpus], ["score", "-"]):
+        result = subprocess.run([sys.executable, "-m", "lm", *map(str, command), "-m", str(char_model),
+                                 "--encoding", encoding], input=corpus.read_text(), cwd=tmp_path, capture_output=True,
+                                text=True, timeout=60)
+        assert_one_line_error(result, encoding)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("command", [["sample", "--chars", "50"], ["info", "--json"], ["score", "the cat"]],
+                         ids=["sample", "info", "score"])
+def test_output_to_a_full_device_is_one_line(tmp_path, char_model, command):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "lm", *command, "-m", str(char_model)], cwd=tmp_path,
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    result.stdout = ""
+    assert_one_line_error(result, "cannot write the output: No space left on device", code=1)
+
+
+def test_a_closed_standard_output_is_one_line(tmp_path, char_model):
+    """Python leaves sys.stdout None: an AttributeError at import, for every command."""
+    result = subprocess.run([sys.executable, "-m", "lm", "sample", "-m", str(char_model)], cwd=tmp_path,
+                            stderr=subprocess.PIPE, text=True, timeout=60, preexec_fn=lambda: os.close(1))
+    result.stdout = ""
+    assert_one_line_error(result, "standard output is closed", code=1)
+
+
+def test_the_printed_resume_command_keeps_a_corpus_named_like_an_option(tmp_path, corpus, monkeypatch, capsys):
+    """`lm train -- -k.txt` printed `lm train -k.txt ... --resume`, which reads -k as an option."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-k.txt").write_text(CORPUS_TEXT * 100)
+    code, _, err = run_main(monkeypatch, capsys, "train", *TINY_FLAGS, "--max-time", "0.05", "--", "-k.txt")
+    command = err.split("to go on: ")[1].split(" (from")[0]
+    assert code == 0 and command == "lm train ./-k.txt -m model.npz --resume", err
+    code, _, err = run_main(monkeypatch, capsys, *shlex.split(command)[1:], "--max-time", "0.05")
+    assert code == 0 and "to go on" in err, err
