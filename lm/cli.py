@@ -152,7 +152,8 @@ def train(
     encoding: Annotated[str, typer.Option(help="Text encoding of CORPUS and --valid.")] = "utf-8",
     errors: ErrorsOpt = ErrorsKind.strict,
     sample_chars: Annotated[int, typer.Option(help="Characters sampled after each epoch (0: none).")] = TRN.sample_chars,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only, and a stopped run's resume command.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print errors only, and a stopped run's resume command.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model on CORPUS and save the best one on validation.
@@ -437,6 +438,7 @@ def _sentences(args: list[str], file: Path | None, encoding: str, errors: str) -
         if sys.stdin.isatty():
             raise ConfigError("give sentences to score, --file FILE, or pipe them in (- reads stdin)")
         args = ["-"]
+
     def numbered(name: str, text) -> Iterator[tuple[str, str]]:
         return ((f" (line {n} of {name})", line) for n, line in lines(text))
 

@@ -17,7 +17,8 @@ def _exp_shifted(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
     same either way). Returns the shifted logit of each target y (N,) and the row sums."""
     top = logits.max(axis=1, keepdims=True)
     if np.abs(top).max() >= SAFE_LOGIT:
-        with np.errstate(invalid="ignore"):  # inf - inf: overflowed logits; scoring refuses them, training rolls the step back
+        # inf - inf where logits overflowed: scoring refuses the NaN, training rolls the step back
+        with np.errstate(invalid="ignore"):
             logits -= top
     picked = logits[np.arange(len(y)), y]
     np.exp(logits, out=logits)
