@@ -478,16 +478,22 @@ def test_text_in_an_encoding_made_of_nul_bytes_is_read_and_binary_in_it_is_still
         read_text(tmp_path / "bom.txt")
 
 
-@pytest.mark.parametrize("encoding", ["no-such-codec", "rot13"])  # rot13: a codec, but not bytes to text
-def test_an_unknown_encoding_is_one_line_wherever_text_is_read(tmp_path, char_model, encoding):
+@pytest.mark.parametrize("encoding, message, code", [
+    ("no-such-codec", "unknown text encoding", 2),
+    ("rot13", "unknown text encoding", 2),  # a codec, but not bytes to text
+    ("idna", "'idna' is not an encoding for text files", 2),  # refuses the "replace" handler: a UnicodeError
+    ("punycode", "cannot be read as punycode", 1),  # fails on text as such, with a UnicodeError
+])
+def test_an_unknown_encoding_is_one_line_wherever_text_is_read(tmp_path, char_model, encoding, message, code):
+    """The UnicodeErrors of codecs for other jobs than text files escaped as tracebacks."""
     (tmp_path / "s.txt").write_text("the cat\n")
     runs = [["train", "s.txt", "-m", "new.npz"], ["eval", "s.txt", "-m", char_model],
             ["score", "-f", "s.txt", "-m", char_model], ["sample", "--prime-file", "s.txt", "-m", char_model]]
     for args in runs:
-        assert_one_line_error(run_lm(*args, "--encoding", encoding, cwd=tmp_path), "unknown text encoding", code=2)
+        assert_one_line_error(run_lm(*args, "--encoding", encoding, cwd=tmp_path), message, code=code)
     piped = subprocess.run([sys.executable, "-m", "lm", "score", "-", "-m", str(char_model), "--encoding", encoding],
                            input="the cat\n", capture_output=True, text=True, cwd=tmp_path)
-    assert_one_line_error(piped, "unknown text encoding", code=2)
+    assert_one_line_error(piped, message, code=code)
 
 
 @pytest.mark.parametrize("tokenizer", ["char", "word"])
@@ -766,18 +772,6 @@ def test_a_corpus_too_short_for_its_settings_is_told_what_is_short(tmp_path, mon
     ):
         code, _, err = run_main(monkeypatch, capsys, "train", *args)
         assert code == 1 and err.startswith("lm: error: ") and message in err and len(err.splitlines()) == 1, err
-
-
-@pytest.mark.parametrize("encoding, command", [("idna", "eval"), ("undefined", "score"), ("punycode", "eval"),
-                                               ("punycode", "score")])
-def test_codecs_that_are_not_for_text_files_are_one_line_errors(tmp_path, corpus, char_model, encoding, command):
-    """idna and undefined refuse the "replace" handler, punycode fails on text as such: each with
-    a UnicodeError that escaped as a traceback (from a file for eval, from stdin for score)."""
-    source = [corpus] if command == "eval" else ["-"]
-    result = subprocess.run([sys.executable, "-m", "lm", command, *map(str, source), "-m", str(char_model),
-                             "--encoding", encoding], input=corpus.read_text(), cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60)
-    assert_one_line_error(result, encoding)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
