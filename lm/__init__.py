@@ -19,6 +19,6 @@ from .train import EpochInfo, Notice, StartInfo, StepInfo, TrainResult, train  #
 
 __all__ = [
     "Checkpoint", "ConfigError", "EpochInfo", "LMError", "LanguageModel", "Notice", "SampleConfig", "SentenceScore",
-    "StartInfo", "StepInfo", "StreamScore", "TrainResult", "__version__", "draw_many", "load", "rank", "read_text", "sample",
-    "sample_many", "save", "score_sentence", "score_stream", "train",
+    "StartInfo", "StepInfo", "StreamScore", "TrainResult", "__version__", "draw_many", "load", "rank", "read_text",
+    "sample", "sample_many", "save", "score_sentence", "score_stream", "train",
 ]

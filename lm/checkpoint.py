@@ -183,10 +183,9 @@ def load(path: str | Path) -> Checkpoint:
     if magic != b"PK\x03\x04":  # every .npz is a zip archive; anything else is refused unread
         raise LMError(f"{path} is not an lm model (not an .npz archive)")
     try:
-        with open(path, "rb") as f:  # our handle: closed on any error
-            _check_unpacked_size(path, f)
-            with np.load(f, allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files}
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:  # our handle: closed on any error
+            _check_unpacked_size(path, npz.zip.infolist())  # np.load has read the directory, no array yet
+            arrays = {name: npz[name] for name in npz.files}
     except ValueError as e:
         if "pickle" in str(e):
             raise LMError(f"{path} holds a pickled object; refused (lm models never need pickle)") from None
@@ -225,16 +224,13 @@ def load(path: str | Path) -> Checkpoint:
 UNPACKING = 100  # at most this many bytes of arrays a byte of file (lm writes them uncompressed)
 
 
-def _check_unpacked_size(path: Path, f) -> None:
+def _check_unpacked_size(path: Path, entries: list[zipfile.ZipInfo]) -> None:
     """Refuse, before reading it, an archive that would unpack to far more than its size: lm stores
     its arrays uncompressed, and real weights barely compress, but a few MB of compressed zeros
     unpack to gigabytes. zipfile reads no more of an entry than its header declares."""
-    with zipfile.ZipFile(f) as archive:
-        entries = archive.infolist()
     unpacked = sum(e.file_size for e in entries)
     if unpacked > UNPACKING * max(sum(e.compress_size for e in entries), 2**20):
         raise LMError(f"{path} is damaged: its {path.stat().st_size:,} bytes would unpack to {unpacked:,}")
-    f.seek(0)
 
 
 def _read_meta(path: Path, raw) -> dict:

@@ -252,6 +252,8 @@ class _TrainView:
     BAR_ROOM = 16  # columns the live bar keeps, with the gaps between its columns
 
     def _step(self, info: StepInfo) -> None:
+        if not self.live and info.step % max(1, info.steps // self.LOG_LINES):
+            return  # a log shows about LOG_LINES steps an epoch: the others need no text
         figures = {"loss": f"loss {info.loss:.3f}", "ppl": f"ppl {info.perplexity:,.2f}",
                    "speed": f"{info.tokens_per_s:,.0f} tok/s", "grad": f"|grad| {info.grad_norm:.2f}",
                    "clipped": f"clipped {info.clipped:.0%}", "eta": f"ETA {_clock(info.eta_s)}"}
@@ -267,7 +269,7 @@ class _TrainView:
             self.progress.start()  # at the first step, so an early error leaves no empty bar behind
             self.progress.update(self.bar, completed=(info.epoch - 1) * info.steps + info.step,
                                  total=info.epochs * info.steps, epoch=epoch, numbers="  ".join(figures.values()))
-        elif info.step % max(1, info.steps // self.LOG_LINES) == 0:
+        else:
             self._line(f"epoch {epoch}  step {info.step}/{info.steps}  {'  '.join(figures.values())}")
 
     def _epoch(self, info: EpochInfo) -> None:

@@ -389,10 +389,8 @@ class _Run:
             history = meta["history"]
             if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
                 raise ConfigError("its history is not a list of epochs")
-            for key in ("corpus", "valid"):
-                entry = meta[key]
-                if not (entry is None and key == "valid" or isinstance(entry, dict)
-                        and all(isinstance(entry.get(k), str) for k in ("name", "sha256"))):
+            for key, entry in (("corpus", meta["corpus"]), ("valid", meta["valid"])):
+                if not _is_file_entry(entry) and not (key == "valid" and entry is None):
                     raise ConfigError(f"its {key} record is not a file name and a checksum")
             for h in history:  # read back at the end of the run
                 EpochInfo(**h)
@@ -635,6 +633,11 @@ class _Run:
                 if cfg.lr_schedule == "plateau":
                     rs.lr *= cfg.lr_decay
         rs.epoch, rs.step = rs.epoch + 1, 0
+
+
+def _is_file_entry(entry) -> bool:
+    """Whether a resume file's record of a file is what _corpus_entry writes."""
+    return isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("name", "sha256"))
 
 
 def _data(tokenizer: Tokenizer, ids: np.ndarray, valid, valid_text: str | None, cfg: TrainConfig):
